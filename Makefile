@@ -1,0 +1,36 @@
+# The virtual environment is created on first use; every target below works on
+# a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test proto lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: serve on 127.0.0.1:50051 with an SQLite file (migrated on start)
+run: $(STAMP)
+	$(BIN)/loanbilling migrate
+	$(BIN)/loanbilling serve
+
+## test: the whole suite, on SQLite and on the PostgreSQL at 127.0.0.1:5432
+test: $(STAMP)
+	$(BIN)/pytest
+
+## proto: regenerate generated/ from proto/
+proto: $(STAMP)
+	bash scripts/gen_proto.sh $(BIN)/python generated
+
+## lint: ruff, buf lint (STANDARD) and hadolint
+lint: $(STAMP)
+	$(BIN)/ruff check loanbilling tests
+	bash scripts/buf_lint.sh $(BIN)/python
+	$(BIN)/hadolint Dockerfile
+
+clean:
+	rm -rf $(VENV) loanbilling.db*

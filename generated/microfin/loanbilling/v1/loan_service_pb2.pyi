@@ -1,0 +1,199 @@
+from google.type import date_pb2 as _date_pb2
+from microfin.loanbilling.v1 import resources_pb2 as _resources_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CreateCustomerRequest(_message.Message):
+    __slots__ = ("name", "email", "phone", "request_id")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    email: str
+    phone: str
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CreateCustomerResponse(_message.Message):
+    __slots__ = ("customer",)
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    customer: _resources_pb2.Customer
+    def __init__(self, customer: _Optional[_Union[_resources_pb2.Customer, _Mapping]] = ...) -> None: ...
+
+class GetCustomerRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class GetCustomerResponse(_message.Message):
+    __slots__ = ("customer",)
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    customer: _resources_pb2.Customer
+    def __init__(self, customer: _Optional[_Union[_resources_pb2.Customer, _Mapping]] = ...) -> None: ...
+
+class CreateLoanRequest(_message.Message):
+    __slots__ = ("customer_id", "principal_amount", "interest_rate_bps", "weeks", "start_date", "currency_code", "delinquency_threshold", "request_id")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    INTEREST_RATE_BPS_FIELD_NUMBER: _ClassVar[int]
+    WEEKS_FIELD_NUMBER: _ClassVar[int]
+    START_DATE_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    DELINQUENCY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    customer_id: int
+    principal_amount: int
+    interest_rate_bps: int
+    weeks: int
+    start_date: _date_pb2.Date
+    currency_code: str
+    delinquency_threshold: int
+    request_id: str
+    def __init__(self, customer_id: _Optional[int] = ..., principal_amount: _Optional[int] = ..., interest_rate_bps: _Optional[int] = ..., weeks: _Optional[int] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., currency_code: _Optional[str] = ..., delinquency_threshold: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class CreateLoanResponse(_message.Message):
+    __slots__ = ("loan",)
+    LOAN_FIELD_NUMBER: _ClassVar[int]
+    loan: _resources_pb2.Loan
+    def __init__(self, loan: _Optional[_Union[_resources_pb2.Loan, _Mapping]] = ...) -> None: ...
+
+class GetLoanRequest(_message.Message):
+    __slots__ = ("loan_id", "as_of")
+    LOAN_ID_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    loan_id: int
+    as_of: _date_pb2.Date
+    def __init__(self, loan_id: _Optional[int] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
+
+class GetLoanResponse(_message.Message):
+    __slots__ = ("loan",)
+    LOAN_FIELD_NUMBER: _ClassVar[int]
+    loan: _resources_pb2.Loan
+    def __init__(self, loan: _Optional[_Union[_resources_pb2.Loan, _Mapping]] = ...) -> None: ...
+
+class ListLoansRequest(_message.Message):
+    __slots__ = ("customer_id", "status", "page_size", "page_token")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    customer_id: int
+    status: _resources_pb2.LoanStatus
+    page_size: int
+    page_token: str
+    def __init__(self, customer_id: _Optional[int] = ..., status: _Optional[_Union[_resources_pb2.LoanStatus, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListLoansResponse(_message.Message):
+    __slots__ = ("loans", "next_page_token")
+    LOANS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    loans: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Loan]
+    next_page_token: str
+    def __init__(self, loans: _Optional[_Iterable[_Union[_resources_pb2.Loan, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetOutstandingRequest(_message.Message):
+    __slots__ = ("loan_id", "as_of")
+    LOAN_ID_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    loan_id: int
+    as_of: _date_pb2.Date
+    def __init__(self, loan_id: _Optional[int] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
+
+class GetOutstandingResponse(_message.Message):
+    __slots__ = ("loan_id", "outstanding_amount", "outstanding_principal_amount", "outstanding_interest_amount", "overdue_amount", "next_installment", "currency_code", "as_of", "status")
+    LOAN_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_PRINCIPAL_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_INTEREST_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    OVERDUE_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_INSTALLMENT_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    loan_id: int
+    outstanding_amount: int
+    outstanding_principal_amount: int
+    outstanding_interest_amount: int
+    overdue_amount: int
+    next_installment: _resources_pb2.Installment
+    currency_code: str
+    as_of: _date_pb2.Date
+    status: _resources_pb2.LoanStatus
+    def __init__(self, loan_id: _Optional[int] = ..., outstanding_amount: _Optional[int] = ..., outstanding_principal_amount: _Optional[int] = ..., outstanding_interest_amount: _Optional[int] = ..., overdue_amount: _Optional[int] = ..., next_installment: _Optional[_Union[_resources_pb2.Installment, _Mapping]] = ..., currency_code: _Optional[str] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., status: _Optional[_Union[_resources_pb2.LoanStatus, str]] = ...) -> None: ...
+
+class IsDelinquentRequest(_message.Message):
+    __slots__ = ("loan_id", "as_of")
+    LOAN_ID_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    loan_id: int
+    as_of: _date_pb2.Date
+    def __init__(self, loan_id: _Optional[int] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
+
+class IsDelinquentResponse(_message.Message):
+    __slots__ = ("loan_id", "delinquent", "missed_installments", "overdue_amount", "days_past_due", "delinquency_threshold", "currency_code", "as_of")
+    LOAN_ID_FIELD_NUMBER: _ClassVar[int]
+    DELINQUENT_FIELD_NUMBER: _ClassVar[int]
+    MISSED_INSTALLMENTS_FIELD_NUMBER: _ClassVar[int]
+    OVERDUE_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    DAYS_PAST_DUE_FIELD_NUMBER: _ClassVar[int]
+    DELINQUENCY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    loan_id: int
+    delinquent: bool
+    missed_installments: int
+    overdue_amount: int
+    days_past_due: int
+    delinquency_threshold: int
+    currency_code: str
+    as_of: _date_pb2.Date
+    def __init__(self, loan_id: _Optional[int] = ..., delinquent: _Optional[bool] = ..., missed_installments: _Optional[int] = ..., overdue_amount: _Optional[int] = ..., days_past_due: _Optional[int] = ..., delinquency_threshold: _Optional[int] = ..., currency_code: _Optional[str] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
+
+class MakePaymentRequest(_message.Message):
+    __slots__ = ("loan_id", "amount", "payment_date", "idempotency_key")
+    LOAN_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_DATE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    loan_id: int
+    amount: int
+    payment_date: _date_pb2.Date
+    idempotency_key: str
+    def __init__(self, loan_id: _Optional[int] = ..., amount: _Optional[int] = ..., payment_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class MakePaymentResponse(_message.Message):
+    __slots__ = ("payment", "outstanding_amount", "status", "replayed")
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    payment: _resources_pb2.Payment
+    outstanding_amount: int
+    status: _resources_pb2.LoanStatus
+    replayed: bool
+    def __init__(self, payment: _Optional[_Union[_resources_pb2.Payment, _Mapping]] = ..., outstanding_amount: _Optional[int] = ..., status: _Optional[_Union[_resources_pb2.LoanStatus, str]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
+class ListPaymentsRequest(_message.Message):
+    __slots__ = ("loan_id", "page_size", "page_token")
+    LOAN_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    loan_id: int
+    page_size: int
+    page_token: str
+    def __init__(self, loan_id: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListPaymentsResponse(_message.Message):
+    __slots__ = ("payments", "next_page_token")
+    PAYMENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    payments: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Payment]
+    next_page_token: str
+    def __init__(self, payments: _Optional[_Iterable[_Union[_resources_pb2.Payment, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,115 @@
+from google.type import date_pb2 as _date_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class LoanStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LOAN_STATUS_UNSPECIFIED: _ClassVar[LoanStatus]
+    LOAN_STATUS_ACTIVE: _ClassVar[LoanStatus]
+    LOAN_STATUS_DELINQUENT: _ClassVar[LoanStatus]
+    LOAN_STATUS_PAID: _ClassVar[LoanStatus]
+
+class InstallmentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INSTALLMENT_STATUS_UNSPECIFIED: _ClassVar[InstallmentStatus]
+    INSTALLMENT_STATUS_UNPAID: _ClassVar[InstallmentStatus]
+    INSTALLMENT_STATUS_OVERDUE: _ClassVar[InstallmentStatus]
+    INSTALLMENT_STATUS_PAID: _ClassVar[InstallmentStatus]
+LOAN_STATUS_UNSPECIFIED: LoanStatus
+LOAN_STATUS_ACTIVE: LoanStatus
+LOAN_STATUS_DELINQUENT: LoanStatus
+LOAN_STATUS_PAID: LoanStatus
+INSTALLMENT_STATUS_UNSPECIFIED: InstallmentStatus
+INSTALLMENT_STATUS_UNPAID: InstallmentStatus
+INSTALLMENT_STATUS_OVERDUE: InstallmentStatus
+INSTALLMENT_STATUS_PAID: InstallmentStatus
+
+class Customer(_message.Message):
+    __slots__ = ("id", "name", "email", "phone")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    name: str
+    email: str
+    phone: str
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ...) -> None: ...
+
+class Installment(_message.Message):
+    __slots__ = ("week_number", "due_date", "amount", "principal_amount", "interest_amount", "status", "paid_date")
+    WEEK_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    DUE_DATE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    INTEREST_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PAID_DATE_FIELD_NUMBER: _ClassVar[int]
+    week_number: int
+    due_date: _date_pb2.Date
+    amount: int
+    principal_amount: int
+    interest_amount: int
+    status: InstallmentStatus
+    paid_date: _date_pb2.Date
+    def __init__(self, week_number: _Optional[int] = ..., due_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., amount: _Optional[int] = ..., principal_amount: _Optional[int] = ..., interest_amount: _Optional[int] = ..., status: _Optional[_Union[InstallmentStatus, str]] = ..., paid_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
+
+class Loan(_message.Message):
+    __slots__ = ("id", "customer_id", "principal_amount", "interest_amount", "total_amount", "interest_rate_bps", "weeks", "weekly_payment", "outstanding_amount", "status", "start_date", "currency_code", "delinquency_threshold", "schedule", "as_of")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    INTEREST_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    INTEREST_RATE_BPS_FIELD_NUMBER: _ClassVar[int]
+    WEEKS_FIELD_NUMBER: _ClassVar[int]
+    WEEKLY_PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    START_DATE_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    DELINQUENCY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    customer_id: int
+    principal_amount: int
+    interest_amount: int
+    total_amount: int
+    interest_rate_bps: int
+    weeks: int
+    weekly_payment: int
+    outstanding_amount: int
+    status: LoanStatus
+    start_date: _date_pb2.Date
+    currency_code: str
+    delinquency_threshold: int
+    schedule: _containers.RepeatedCompositeFieldContainer[Installment]
+    as_of: _date_pb2.Date
+    def __init__(self, id: _Optional[int] = ..., customer_id: _Optional[int] = ..., principal_amount: _Optional[int] = ..., interest_amount: _Optional[int] = ..., total_amount: _Optional[int] = ..., interest_rate_bps: _Optional[int] = ..., weeks: _Optional[int] = ..., weekly_payment: _Optional[int] = ..., outstanding_amount: _Optional[int] = ..., status: _Optional[_Union[LoanStatus, str]] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., currency_code: _Optional[str] = ..., delinquency_threshold: _Optional[int] = ..., schedule: _Optional[_Iterable[_Union[Installment, _Mapping]]] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
+
+class Payment(_message.Message):
+    __slots__ = ("id", "loan_id", "amount", "currency_code", "payment_date", "settled_week_numbers", "idempotency_key", "outstanding_amount_after")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LOAN_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_DATE_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_WEEK_NUMBERS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_AMOUNT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    loan_id: int
+    amount: int
+    currency_code: str
+    payment_date: _date_pb2.Date
+    settled_week_numbers: _containers.RepeatedScalarFieldContainer[int]
+    idempotency_key: str
+    outstanding_amount_after: int
+    def __init__(self, id: _Optional[int] = ..., loan_id: _Optional[int] = ..., amount: _Optional[int] = ..., currency_code: _Optional[str] = ..., payment_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., settled_week_numbers: _Optional[_Iterable[int]] = ..., idempotency_key: _Optional[str] = ..., outstanding_amount_after: _Optional[int] = ...) -> None: ...

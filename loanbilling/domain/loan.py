@@ -1,0 +1,234 @@
+"""Loan terms, the repayment schedule, and a loan's position at a date.
+
+A loan's whole repayment state is one number, `paid_count`: payments always
+settle the oldest unpaid installments first, so the paid installments are
+always weeks 1..paid_count. Every figure below is O(1) arithmetic on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+
+from loanbilling.domain.errors import Refusals
+
+INT64_MAX = 2**63 - 1
+BPS_DENOMINATOR = 10_000
+MAX_WEEKS = 520
+MAX_RATE_BPS = 100_000
+DEFAULT_DELINQUENCY_THRESHOLD = 2
+DEFAULT_CURRENCY = "IDR"
+DAYS_PER_WEEK = 7
+
+
+class LoanStatus(enum.Enum):
+    ACTIVE = "ACTIVE"
+    DELINQUENT = "DELINQUENT"
+    PAID = "PAID"
+
+
+class InstallmentStatus(enum.Enum):
+    UNPAID = "UNPAID"
+    OVERDUE = "OVERDUE"
+    PAID = "PAID"
+
+
+def round_half_up_div(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded half up, for numerator >= 0 < denominator."""
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+@dataclass(frozen=True, slots=True)
+class Installment:
+    week_number: int
+    due_date: dt.date
+    amount: int
+    principal_amount: int
+    interest_amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoanTerms:
+    """Validated loan terms with the derived amounts. Build with `LoanTerms.create`."""
+
+    principal_amount: int
+    interest_rate_bps: int
+    weeks: int
+    start_date: dt.date
+    currency_code: str = DEFAULT_CURRENCY
+    delinquency_threshold: int = DEFAULT_DELINQUENCY_THRESHOLD
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        principal_amount: int,
+        interest_rate_bps: int,
+        weeks: int,
+        start_date: dt.date,
+        currency_code: str = DEFAULT_CURRENCY,
+        delinquency_threshold: int = DEFAULT_DELINQUENCY_THRESHOLD,
+    ) -> LoanTerms:
+        """Checks every rule on loan inputs; raises InvalidArgument naming each bad field."""
+        refusals = Refusals()
+        if not 0 < principal_amount <= INT64_MAX:
+            refusals.add("principal_amount", f"must be between 1 and {INT64_MAX}")
+        if not 1 <= weeks <= MAX_WEEKS:
+            refusals.add("weeks", f"must be between 1 and {MAX_WEEKS}")
+        if not 0 <= interest_rate_bps <= MAX_RATE_BPS:
+            refusals.add(
+                "interest_rate_bps",
+                f"must be between 0 and {MAX_RATE_BPS} basis points (1000 = 10.00 %)",
+            )
+        if not (len(currency_code) == 3 and currency_code.isascii() and currency_code.isupper()):
+            refusals.add("currency_code", "must be an ISO 4217 code of three capital letters")
+        if delinquency_threshold < 1:
+            refusals.add("delinquency_threshold", "must be 1 or more")
+        elif 1 <= weeks <= MAX_WEEKS and delinquency_threshold > weeks:
+            refusals.add("delinquency_threshold", f"must not exceed weeks ({weeks})")
+        if 1 <= weeks <= MAX_WEEKS and start_date > dt.date.max - dt.timedelta(
+            days=DAYS_PER_WEEK * weeks
+        ):
+            refusals.add("start_date", "the last installment would fall after 9999-12-31")
+        refusals.raise_if_any()
+
+        terms = cls(
+            principal_amount=principal_amount,
+            interest_rate_bps=interest_rate_bps,
+            weeks=weeks,
+            start_date=start_date,
+            currency_code=currency_code,
+            delinquency_threshold=delinquency_threshold,
+        )
+        if terms.total_amount > INT64_MAX:
+            refusals.add(
+                "principal_amount",
+                f"principal plus interest must not exceed {INT64_MAX}",
+            )
+        elif terms.weekly_payment == 0:
+            refusals.add(
+                "weeks",
+                f"a total of {terms.total_amount} over {weeks} weeks gives installments of 0",
+            )
+        refusals.raise_if_any()
+        return terms
+
+    @property
+    def interest_amount(self) -> int:
+        """Flat interest for the whole term, rounded half up to a whole unit."""
+        return round_half_up_div(self.principal_amount * self.interest_rate_bps, BPS_DENOMINATOR)
+
+    @property
+    def total_amount(self) -> int:
+        return self.principal_amount + self.interest_amount
+
+    @property
+    def weekly_payment(self) -> int:
+        return self.total_amount // self.weeks
+
+    @property
+    def last_due_date(self) -> dt.date:
+        return self.due_date(self.weeks)
+
+    def due_date(self, week_number: int) -> dt.date:
+        return self.start_date + dt.timedelta(days=DAYS_PER_WEEK * week_number)
+
+    def amount_through(self, week_number: int) -> int:
+        """Sum of installments 1..week_number: the last one absorbs the remainder."""
+        if week_number >= self.weeks:
+            return self.total_amount
+        return self.weekly_payment * max(week_number, 0)
+
+    def interest_through(self, week_number: int) -> int:
+        """Interest portion of installments 1..week_number.
+
+        Interest is spread in proportion to the amount repaid so far, rounded
+        down cumulatively: every portion is >= 0 and <= its installment, and the
+        portions add up to exactly the interest.
+        """
+        return self.interest_amount * self.amount_through(week_number) // self.total_amount
+
+    def installment(self, week_number: int) -> Installment:
+        amount = self.amount_through(week_number) - self.amount_through(week_number - 1)
+        interest = self.interest_through(week_number) - self.interest_through(week_number - 1)
+        return Installment(
+            week_number=week_number,
+            due_date=self.due_date(week_number),
+            amount=amount,
+            principal_amount=amount - interest,
+            interest_amount=interest,
+        )
+
+    def schedule(self) -> list[Installment]:
+        return [self.installment(k) for k in range(1, self.weeks + 1)]
+
+    def weeks_due_before(self, on: dt.date) -> int:
+        """How many installments fell due strictly before `on`."""
+        days = (on - self.start_date).days
+        return min(max((days - 1) // DAYS_PER_WEEK, 0), self.weeks)
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A loan as it stood at the end of `as_of`, given `paid_count` installments paid by then."""
+
+    terms: LoanTerms
+    paid_count: int
+    as_of: dt.date
+
+    @property
+    def outstanding_amount(self) -> int:
+        return self.terms.total_amount - self.terms.amount_through(self.paid_count)
+
+    @property
+    def outstanding_interest_amount(self) -> int:
+        return self.terms.interest_amount - self.terms.interest_through(self.paid_count)
+
+    @property
+    def outstanding_principal_amount(self) -> int:
+        return self.outstanding_amount - self.outstanding_interest_amount
+
+    @property
+    def missed_installments(self) -> int:
+        """Installments unpaid with a due date before as_of; they are weeks paid_count+1.."""
+        return max(self.terms.weeks_due_before(self.as_of) - self.paid_count, 0)
+
+    @property
+    def overdue_amount(self) -> int:
+        missed = self.missed_installments
+        return self.terms.amount_through(self.paid_count + missed) - self.terms.amount_through(
+            self.paid_count
+        )
+
+    @property
+    def days_past_due(self) -> int:
+        if self.missed_installments == 0:
+            return 0
+        return (self.as_of - self.terms.due_date(self.paid_count + 1)).days
+
+    @property
+    def delinquent(self) -> bool:
+        return self.missed_installments >= self.terms.delinquency_threshold
+
+    @property
+    def status(self) -> LoanStatus:
+        if self.paid_count >= self.terms.weeks:
+            return LoanStatus.PAID
+        if self.delinquent:
+            return LoanStatus.DELINQUENT
+        return LoanStatus.ACTIVE
+
+    @property
+    def next_installment(self) -> Installment | None:
+        """The oldest unpaid installment, or None when the loan is paid off."""
+        if self.paid_count >= self.terms.weeks:
+            return None
+        return self.terms.installment(self.paid_count + 1)
+
+    def installment_status(self, week_number: int) -> InstallmentStatus:
+        if week_number <= self.paid_count:
+            return InstallmentStatus.PAID
+        if self.terms.due_date(week_number) < self.as_of:
+            return InstallmentStatus.OVERDUE
+        return InstallmentStatus.UNPAID
