@@ -1,0 +1,1 @@
+"""The gRPC edge: servicers, protobuf <-> domain conversion and error mapping."""

@@ -1,0 +1,144 @@
+"""Maps refusals and failures to gRPC statuses with google.rpc details.
+
+Domain refusals keep their message (written for the person reading it); a
+database that cannot be reached answers UNAVAILABLE so clients retry; anything
+else is logged with an id and answered INTERNAL without internals.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from sqlalchemy import exc as sa_exc
+
+from loanbilling.domain.errors import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PaymentAmountRefused,
+)
+
+log = logging.getLogger(__name__)
+ERROR_DOMAIN = "loanbilling.microfin.v1"
+
+
+def _pack(*details) -> list[any_pb2.Any]:
+    packed = []
+    for detail in details:
+        any_message = any_pb2.Any()
+        any_message.Pack(detail)
+        packed.append(any_message)
+    return packed
+
+
+def status_for(error: DomainError) -> grpc.Status:
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)
+    details: list = [info]
+    if isinstance(error, InvalidArgument):
+        code = code_pb2.INVALID_ARGUMENT
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=v.field, description=v.description
+                    )
+                    for v in error.violations
+                ]
+            )
+        )
+        if isinstance(error, PaymentAmountRefused):
+            info.metadata["accepted_amounts"] = ",".join(map(str, error.accepted_amounts))
+    elif isinstance(error, NotFound):
+        code = code_pb2.NOT_FOUND
+        details.append(
+            error_details_pb2.ResourceInfo(
+                resource_type=error.resource,
+                resource_name=str(error.resource_id),
+                description=error.message,
+            )
+        )
+    elif isinstance(error, FailedPrecondition):
+        code = code_pb2.FAILED_PRECONDITION
+        details.append(
+            error_details_pb2.PreconditionFailure(
+                violations=[
+                    error_details_pb2.PreconditionFailure.Violation(
+                        type=error.reason, description=error.message
+                    )
+                ]
+            )
+        )
+    elif isinstance(error, AlreadyExists):
+        code = code_pb2.ALREADY_EXISTS
+    else:
+        code = code_pb2.FAILED_PRECONDITION
+    return rpc_status.to_status(
+        status_pb2.Status(code=code, message=error.message, details=_pack(*details))
+    )
+
+
+def _unavailable(error: Exception) -> grpc.Status:
+    log.warning("database unavailable: %s", error.__class__.__name__, exc_info=error)
+    return rpc_status.to_status(
+        status_pb2.Status(
+            code=code_pb2.UNAVAILABLE,
+            message="the database is unavailable; retry with backoff (nothing was recorded "
+            "unless a retry with the same idempotency key says so)",
+            details=_pack(
+                error_details_pb2.ErrorInfo(reason="DATABASE_UNAVAILABLE", domain=ERROR_DOMAIN)
+            ),
+        )
+    )
+
+
+def _internal(method: str, error: Exception) -> grpc.Status:
+    incident = uuid.uuid4().hex[:12]
+    log.error("unexpected failure in %s (incident %s)", method, incident, exc_info=error)
+    return rpc_status.to_status(
+        status_pb2.Status(
+            code=code_pb2.INTERNAL,
+            message=f"internal error (incident {incident}); it was logged",
+        )
+    )
+
+
+def _is_unavailable(error: Exception) -> bool:
+    if isinstance(error, sa_exc.TimeoutError):  # no pooled connection in time
+        return True
+    if isinstance(error, sa_exc.DBAPIError):
+        return error.connection_invalidated or isinstance(error, sa_exc.OperationalError)
+    return False
+
+
+def status_of(method: str, error: Exception) -> grpc.Status:
+    if isinstance(error, DomainError):
+        return status_for(error)
+    if _is_unavailable(error):
+        return _unavailable(error)
+    return _internal(method, error)
+
+
+def unary(
+    handler: Callable[..., Awaitable],
+) -> Callable[..., Awaitable]:
+    """Wraps a unary servicer method: every exception becomes a precise status."""
+
+    @functools.wraps(handler)
+    async def wrapper(self, request, context: grpc.aio.ServicerContext):
+        try:
+            return await handler(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the edge answers every failure
+            await context.abort_with_status(status_of(handler.__name__, error))
+
+    return wrapper

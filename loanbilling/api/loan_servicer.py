@@ -1,0 +1,150 @@
+"""LoanService: converts, delegates to BillingService on a worker thread, converts back."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from concurrent.futures import Executor
+
+from microfin.loanbilling.v1 import loan_service_pb2 as api
+from microfin.loanbilling.v1 import loan_service_pb2_grpc
+
+from loanbilling.api import convert
+from loanbilling.api.errors import unary
+from loanbilling.services.billing import BillingService
+
+
+class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
+    def __init__(self, billing: BillingService, executor: Executor) -> None:
+        self.billing = billing
+        self.executor = executor
+
+    async def _run(self, fn, /, **kwargs):
+        """Runs blocking database work off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, **kwargs))
+
+    @unary
+    async def CreateCustomer(self, request: api.CreateCustomerRequest, context):
+        customer = await self._run(
+            self.billing.create_customer,
+            name=request.name,
+            email=request.email,
+            phone=request.phone,
+            request_id=request.request_id,
+        )
+        return api.CreateCustomerResponse(customer=convert.customer_to_pb(customer))
+
+    @unary
+    async def GetCustomer(self, request: api.GetCustomerRequest, context):
+        customer = await self._run(self.billing.get_customer, customer_id=request.id)
+        return api.GetCustomerResponse(customer=convert.customer_to_pb(customer))
+
+    @unary
+    async def CreateLoan(self, request: api.CreateLoanRequest, context):
+        loan = await self._run(
+            self.billing.create_loan,
+            customer_id=request.customer_id,
+            principal_amount=request.principal_amount,
+            interest_rate_bps=request.interest_rate_bps,
+            weeks=request.weeks,
+            start_date=convert.date_from_pb(request, "start_date"),
+            currency_code=request.currency_code,
+            delinquency_threshold=(
+                request.delinquency_threshold if request.HasField("delinquency_threshold") else None
+            ),
+            request_id=request.request_id,
+        )
+        return api.CreateLoanResponse(loan=convert.loan_to_pb(loan))
+
+    @unary
+    async def GetLoan(self, request: api.GetLoanRequest, context):
+        loan = await self._run(
+            self.billing.get_loan,
+            loan_id=request.loan_id,
+            as_of=convert.date_from_pb(request, "as_of"),
+        )
+        return api.GetLoanResponse(loan=convert.loan_to_pb(loan))
+
+    @unary
+    async def ListLoans(self, request: api.ListLoansRequest, context):
+        page = await self._run(
+            self.billing.list_loans,
+            customer_id=request.customer_id,
+            status=convert.loan_status_from_pb(request.status),
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return api.ListLoansResponse(
+            loans=[convert.loan_to_pb(item) for item in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    @unary
+    async def GetOutstanding(self, request: api.GetOutstandingRequest, context):
+        view = await self._run(
+            self.billing.get_position,
+            loan_id=request.loan_id,
+            as_of=convert.date_from_pb(request, "as_of"),
+        )
+        position = view.position
+        return api.GetOutstandingResponse(
+            loan_id=view.loan.id,
+            outstanding_amount=position.outstanding_amount,
+            outstanding_principal_amount=position.outstanding_principal_amount,
+            outstanding_interest_amount=position.outstanding_interest_amount,
+            overdue_amount=position.overdue_amount,
+            next_installment=convert.next_installment_to_pb(view),
+            currency_code=view.loan.terms.currency_code,
+            as_of=convert.date_to_pb(position.as_of),
+            status=convert.LOAN_STATUS_TO_PB[position.status],
+        )
+
+    @unary
+    async def IsDelinquent(self, request: api.IsDelinquentRequest, context):
+        view = await self._run(
+            self.billing.get_position,
+            loan_id=request.loan_id,
+            as_of=convert.date_from_pb(request, "as_of"),
+        )
+        position = view.position
+        return api.IsDelinquentResponse(
+            loan_id=view.loan.id,
+            delinquent=position.delinquent,
+            missed_installments=position.missed_installments,
+            overdue_amount=position.overdue_amount,
+            days_past_due=position.days_past_due,
+            delinquency_threshold=view.loan.terms.delinquency_threshold,
+            currency_code=view.loan.terms.currency_code,
+            as_of=convert.date_to_pb(position.as_of),
+        )
+
+    @unary
+    async def MakePayment(self, request: api.MakePaymentRequest, context):
+        result = await self._run(
+            self.billing.make_payment,
+            loan_id=request.loan_id,
+            amount=request.amount,
+            payment_date=convert.date_from_pb(request, "payment_date"),
+            idempotency_key=request.idempotency_key,
+        )
+        payment = result.payment
+        return api.MakePaymentResponse(
+            payment=convert.payment_to_pb(payment),
+            outstanding_amount=payment.outstanding_after,
+            status=convert.LOAN_STATUS_TO_PB[payment.status_after],
+            replayed=result.replayed,
+        )
+
+    @unary
+    async def ListPayments(self, request: api.ListPaymentsRequest, context):
+        page = await self._run(
+            self.billing.list_payments,
+            loan_id=request.loan_id,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return api.ListPaymentsResponse(
+            payments=[convert.payment_to_pb(p) for p in page.items],
+            next_page_token=page.next_page_token,
+        )

@@ -1,0 +1,1 @@
+"""Use cases: plain values in, domain results out, one transaction each."""

@@ -1,0 +1,1 @@
+"""Persistence: tables, the database engine, repositories and migrations."""

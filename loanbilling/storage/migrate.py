@@ -1,0 +1,59 @@
+"""Schema migrations with Alembic, driven from code (no alembic.ini to find)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class SchemaMismatch(Exception):
+    """The database schema is not the one this version of loanbilling knows."""
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    config = _config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuses to serve on a schema that is missing, behind, or newer than this code."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    known = {rev.revision for rev in ScriptDirectory.from_config(_config()).walk_revisions()}
+    if current is None:
+        raise SchemaMismatch("the database has no loanbilling schema: run `loanbilling migrate`")
+    if current not in known:
+        raise SchemaMismatch(
+            f"the database schema is at revision {current}, which this version of loanbilling "
+            f"does not know (its newest is {head}): the database was migrated by a newer "
+            "release; run that release or a newer one"
+        )
+    raise SchemaMismatch(
+        f"the database schema is at revision {current}, behind {head}: run `loanbilling migrate`"
+    )

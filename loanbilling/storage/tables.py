@@ -1,0 +1,103 @@
+"""The schema as SQLAlchemy Core tables. Alembic migrations create it; keep both in step."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identities.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("phone", String(32), nullable=False),
+    # Idempotency key of the request that created it (optional, unique).
+    Column("request_id", String(128), nullable=True, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+loans = Table(
+    "loans",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False),
+    Column("principal_amount", BigInteger, nullable=False),
+    Column("interest_rate_bps", Integer, nullable=False),
+    Column("weeks", Integer, nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("currency_code", String(3), nullable=False),
+    Column("delinquency_threshold", Integer, nullable=False),
+    Column("interest_amount", BigInteger, nullable=False),
+    Column("total_amount", BigInteger, nullable=False),
+    Column("weekly_payment", BigInteger, nullable=False),
+    # Installments 1..paid_count are paid: payments settle the oldest first.
+    Column("paid_count", Integer, nullable=False),
+    Column("outstanding_amount", BigInteger, nullable=False),
+    Column("last_payment_date", Date, nullable=True),
+    # Materialised status at the business date; payments and the sweep keep it current.
+    Column("status", String(16), nullable=False),
+    Column("request_id", String(128), nullable=True, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index(None, "customer_id", "id"),
+    Index(None, "status", "id"),
+)
+
+installments = Table(
+    "installments",
+    metadata,
+    Column("loan_id", Id, ForeignKey("loans.id"), primary_key=True),
+    Column("week_number", Integer, primary_key=True),
+    Column("due_date", Date, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("principal_amount", BigInteger, nullable=False),
+    Column("interest_amount", BigInteger, nullable=False),
+    Column("paid_date", Date, nullable=True),
+    Column("payment_id", Id, ForeignKey("payments.id"), nullable=True),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("loan_id", Id, ForeignKey("loans.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency_code", String(3), nullable=False),
+    Column("payment_date", Date, nullable=False),
+    # The installments it settled: weeks first_week..last_week.
+    Column("first_week", Integer, nullable=False),
+    Column("last_week", Integer, nullable=False),
+    Column("idempotency_key", String(128), nullable=False),
+    # The outcome as first answered, so that a retry replays it exactly.
+    Column("outstanding_after", BigInteger, nullable=False),
+    Column("status_after", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("idempotency_key"),
+    # Serves "paid by date D" as one index seek, whatever the number of payments.
+    Index(None, "loan_id", "payment_date", "last_week"),
+)
