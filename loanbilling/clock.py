@@ -15,11 +15,11 @@ class BusinessClock:
 
 
 class FixedClock(BusinessClock):
-    """A clock stopped at one date, for tests and replays."""
+    """A clock that shows the date it is set to, for tests and replays."""
 
     def __init__(self, today: dt.date) -> None:
         super().__init__("UTC")
-        self._today = today
+        self.current = today
 
     def today(self) -> dt.date:
-        return self._today
+        return self.current

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from dataclasses import dataclass
 
 from loanbilling.domain.errors import Refusals
@@ -20,6 +21,7 @@ MAX_RATE_BPS = 100_000
 DEFAULT_DELINQUENCY_THRESHOLD = 2
 DEFAULT_CURRENCY = "IDR"
 DAYS_PER_WEEK = 7
+CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 
 
 class LoanStatus(enum.Enum):
@@ -81,12 +83,10 @@ class LoanTerms:
                 "interest_rate_bps",
                 f"must be between 0 and {MAX_RATE_BPS} basis points (1000 = 10.00 %)",
             )
-        if not (len(currency_code) == 3 and currency_code.isascii() and currency_code.isupper()):
+        if not CURRENCY_CODE.fullmatch(currency_code):
             refusals.add("currency_code", "must be an ISO 4217 code of three capital letters")
         if delinquency_threshold < 1:
             refusals.add("delinquency_threshold", "must be 1 or more")
-        elif 1 <= weeks <= MAX_WEEKS and delinquency_threshold > weeks:
-            refusals.add("delinquency_threshold", f"must not exceed weeks ({weeks})")
         if 1 <= weeks <= MAX_WEEKS and start_date > dt.date.max - dt.timedelta(
             days=DAYS_PER_WEEK * weeks
         ):
