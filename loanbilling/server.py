@@ -15,6 +15,7 @@ from microfin.loanbilling.v1 import loan_service_pb2, loan_service_pb2_grpc
 from sqlalchemy import Engine
 
 from loanbilling.api.loan_servicer import LoanServicer
+from loanbilling.api.malformed import add_tolerant
 from loanbilling.clock import BusinessClock
 from loanbilling.config import Settings
 from loanbilling.services.billing import BillingService
@@ -71,7 +72,11 @@ async def start(
     executor = ThreadPoolExecutor(max_workers=settings.db_pool_size, thread_name_prefix="db")
 
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    loan_service_pb2_grpc.add_LoanServiceServicer_to_server(LoanServicer(billing, executor), server)
+    add_tolerant(
+        loan_service_pb2_grpc.add_LoanServiceServicer_to_server,
+        LoanServicer(billing, executor),
+        server,
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

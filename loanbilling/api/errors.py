@@ -18,6 +18,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from sqlalchemy import exc as sa_exc
 
+from loanbilling.api.malformed import Malformed
 from loanbilling.domain.errors import (
     AlreadyExists,
     DomainError,
@@ -134,6 +135,12 @@ def unary(
 
     @functools.wraps(handler)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
+        if isinstance(request, Malformed):
+            error = InvalidArgument.of(
+                "request", f"is not a valid protobuf message ({request.reason})"
+            )
+            error.reason = "MALFORMED_REQUEST"
+            await context.abort_with_status(status_for(error))
         try:
             return await handler(self, request, context)
         except grpc.aio.AbortError:

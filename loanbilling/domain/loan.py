@@ -74,11 +74,14 @@ class LoanTerms:
     ) -> LoanTerms:
         """Checks every rule on loan inputs; raises InvalidArgument naming each bad field."""
         refusals = Refusals()
-        if not 0 < principal_amount <= INT64_MAX:
+        principal_ok = 0 < principal_amount <= INT64_MAX
+        weeks_ok = 1 <= weeks <= MAX_WEEKS
+        rate_ok = 0 <= interest_rate_bps <= MAX_RATE_BPS
+        if not principal_ok:
             refusals.add("principal_amount", f"must be between 1 and {INT64_MAX}")
-        if not 1 <= weeks <= MAX_WEEKS:
+        if not weeks_ok:
             refusals.add("weeks", f"must be between 1 and {MAX_WEEKS}")
-        if not 0 <= interest_rate_bps <= MAX_RATE_BPS:
+        if not rate_ok:
             refusals.add(
                 "interest_rate_bps",
                 f"must be between 0 and {MAX_RATE_BPS} basis points (1000 = 10.00 %)",
@@ -87,13 +90,23 @@ class LoanTerms:
             refusals.add("currency_code", "must be an ISO 4217 code of three capital letters")
         if delinquency_threshold < 1:
             refusals.add("delinquency_threshold", "must be 1 or more")
-        if 1 <= weeks <= MAX_WEEKS and start_date > dt.date.max - dt.timedelta(
-            days=DAYS_PER_WEEK * weeks
-        ):
+        if weeks_ok and start_date > dt.date.max - dt.timedelta(days=DAYS_PER_WEEK * weeks):
             refusals.add("start_date", "the last installment would fall after 9999-12-31")
+        if principal_ok and rate_ok:
+            # Checked beside the other fields so that one answer names every problem.
+            total = principal_amount + round_half_up_div(
+                principal_amount * interest_rate_bps, BPS_DENOMINATOR
+            )
+            if total > INT64_MAX:
+                refusals.add(
+                    "principal_amount", f"principal plus interest must not exceed {INT64_MAX}"
+                )
+            elif weeks_ok and total // weeks == 0:
+                refusals.add(
+                    "weeks", f"a total of {total} over {weeks} weeks gives installments of 0"
+                )
         refusals.raise_if_any()
-
-        terms = cls(
+        return cls(
             principal_amount=principal_amount,
             interest_rate_bps=interest_rate_bps,
             weeks=weeks,
@@ -101,18 +114,6 @@ class LoanTerms:
             currency_code=currency_code,
             delinquency_threshold=delinquency_threshold,
         )
-        if terms.total_amount > INT64_MAX:
-            refusals.add(
-                "principal_amount",
-                f"principal plus interest must not exceed {INT64_MAX}",
-            )
-        elif terms.weekly_payment == 0:
-            refusals.add(
-                "weeks",
-                f"a total of {terms.total_amount} over {weeks} weeks gives installments of 0",
-            )
-        refusals.raise_if_any()
-        return terms
 
     @property
     def interest_amount(self) -> int:

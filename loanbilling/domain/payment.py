@@ -88,15 +88,13 @@ def settle_payment(
     """Accepts `amount` on `payment_date` if it settles the oldest 1..k payable installments.
 
     Raises FailedPrecondition when nothing is payable and PaymentAmountRefused
-    (with the accepted amounts) for any other amount. Refusals change nothing:
-    this function only computes.
+    (with the accepted amounts) for any other amount, zero and negative ones
+    included. Refusals change nothing: this function only computes.
     """
     if paid_count >= terms.weeks:
         raise FailedPrecondition(
             "the loan is fully paid; nothing is payable", reason="LOAN_FULLY_PAID"
         )
-    if amount <= 0:
-        raise InvalidArgument.of("amount", "must be greater than 0")
     payable = payable_count(terms, paid_count, payment_date)
     if payable == 0:
         next_week = paid_count + 1

@@ -28,8 +28,11 @@ def make_engine(
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            # SQLAlchemy 2.1 would pick psycopg 3; the project ships psycopg2.
+            parsed = parsed.set(drivername="postgresql+psycopg2")
         return create_engine(
-            url,
+            parsed,
             pool_size=pool_size,
             max_overflow=0,
             pool_timeout=connect_timeout_s,

@@ -66,8 +66,7 @@ class PostgresDatabases:
         self.run_id = uuid.uuid4().hex[:8]
         self.template = f"lb_test_{self.run_id}_template"
         self._created: list[str] = []
-        with _admin_connection() as conn, conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{self.template}"')
+        self._execute(f'CREATE DATABASE "{self.template}"')
         self._created.append(self.template)
         engine = make_engine(url_for(self.template), pool_size=1)
         upgrade(engine)
@@ -76,25 +75,25 @@ class PostgresDatabases:
     def create(self, migrated: bool = True) -> str:
         name = f"lb_test_{self.run_id}_{uuid.uuid4().hex[:8]}"
         template = f' TEMPLATE "{self.template}"' if migrated else ""
-        conn = _admin_connection()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{name}"{template}')
-        finally:
-            conn.close()
+        self._execute(f'CREATE DATABASE "{name}"{template}')
         self._created.append(name)
         return url_for(name)
 
     def drop(self, url: str) -> None:
         name = make_url(url).database
+        self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if name in self._created:
+            self._created.remove(name)
+
+    @staticmethod
+    def _execute(statement: str) -> None:
+        """CREATE/DROP DATABASE refuse to run in a transaction: autocommit, no `with conn`."""
         conn = _admin_connection()
         try:
             with conn.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                cur.execute(statement)
         finally:
             conn.close()
-        if name in self._created:
-            self._created.remove(name)
 
     def drop_all(self) -> None:
         for name in list(reversed(self._created)):

@@ -1,0 +1,108 @@
+"""`loanbilling serve` as an operator sees it: signals, refusals to start,
+reflection and health, with the process and grpcurl both real."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+from tests.e2e.processes import (
+    ServerProcess,
+    clean_env,
+    free_port,
+    grpcurl,
+    migrate,
+    run_cli,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """One server on a migrated SQLite file, shared by the read-only checks."""
+    workdir = tmp_path_factory.mktemp("served")
+    url = f"sqlite:///{workdir}/loanbilling.db"
+    migrate(url, cwd=workdir)
+    with ServerProcess(url, workdir) as server:
+        yield server
+
+
+def test_grpcurl_list_shows_the_three_services(served):
+    done = grpcurl("-plaintext", served.address, "list")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "microfin.loanbilling.v1.LoanService",
+    ]
+
+
+@pytest.mark.parametrize("service", ["", "microfin.loanbilling.v1.LoanService"])
+def test_health_check_answers_serving(served, service):
+    done = grpcurl(
+        "-plaintext",
+        "-d",
+        json.dumps({"service": service}),
+        served.address,
+        "grpc.health.v1.Health/Check",
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"status": "SERVING"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_drains_and_exits_0(tmp_path, sig):
+    url = f"sqlite:///{tmp_path}/loanbilling.db"
+    migrate(url, cwd=tmp_path)
+    with ServerProcess(url, tmp_path) as server:
+        sent = time.monotonic()
+        server.signal(sig)
+        status = server.wait(timeout=10)
+        took = time.monotonic() - sent
+        log = server.log()
+    assert status == 0, log
+    assert took < 5, f"took {took:.1f}s to stop:\n{log}"
+    assert "shutting down" in log
+    assert "loanbilling.server: stopped" in log
+
+
+def test_serve_refuses_an_unmigrated_database(empty_database_url, tmp_path):
+    done = run_cli(
+        "serve",
+        "--database-url",
+        empty_database_url,
+        "--listen",
+        f"127.0.0.1:{free_port()}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "no loanbilling schema" in done.stderr
+    assert "`loanbilling migrate`" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_refuses_an_unknown_time_zone(tmp_path):
+    done = run_cli("serve", "--time-zone", "Mars/Olympus", "--listen", "127.0.0.1:0", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "time zone 'Mars/Olympus' is not an IANA zone" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == [], "a refused start must not create a database"
+
+
+def test_environment_settings_apply_and_flags_win(tmp_path):
+    env = clean_env(LOANBILLING_TIME_ZONE="Mars/Olympus")
+    refused = run_cli("serve", "--listen", "127.0.0.1:0", env=env, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert "Mars/Olympus" in refused.stderr
+
+    url = f"sqlite:///{tmp_path}/loanbilling.db"
+    migrate(url, cwd=tmp_path)
+    env = clean_env(LOANBILLING_TIME_ZONE="Mars/Olympus")
+    with ServerProcess(url, tmp_path, "--time-zone", "Asia/Jakarta", env=env) as server:
+        done = grpcurl("-plaintext", server.address, "list")
+        assert done.returncode == 0, done.stderr
+        assert server.stop() == 0, server.log()
