@@ -79,6 +79,10 @@ class PostgresDatabases:
         self._created.append(name)
         return url_for(name)
 
+    def recreate(self, url: str) -> None:
+        """Creates again, migrated and empty, a database that was dropped."""
+        self._execute(f'CREATE DATABASE "{make_url(url).database}" TEMPLATE "{self.template}"')
+
     def drop(self, url: str) -> None:
         name = make_url(url).database
         self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
