@@ -28,6 +28,8 @@ SERVICE_NAMES = [loan_service_pb2.DESCRIPTOR.services_by_name["LoanService"].ful
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 SERVER_OPTIONS = [
+    # A second server on a taken port must fail, not share the port's traffic.
+    ("grpc.so_reuseport", 0),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     # Ping idle connections so that proxies keep them open and dead peers are noticed.
@@ -82,9 +84,10 @@ async def start(
     reflection.enable_server_reflection(
         [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    port = server.add_insecure_port(settings.listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {settings.listen}")
+    try:
+        port = server.add_insecure_port(settings.listen)
+    except RuntimeError as error:  # grpcio's way of saying the port is taken or invalid
+        raise OSError(f"cannot listen on {settings.listen}: {error}") from None
     await server.start()
     app = App(settings, engine, server, health_servicer, executor, port)
     app._tasks.append(asyncio.create_task(_watch_database(app)))

@@ -61,6 +61,12 @@ def test_readme_walkthrough(empty_database_url, tmp_path):
             "INSTALLMENT_STATUS_PAID"
         ] * 4 + ["INSTALLMENT_STATUS_UNPAID"]
 
+        # README, "The rules as read": the stored status is evaluated at the business
+        # date (today, long after 2026-02-16), not at the back-dated payment.
+        stored = _call(server, "ListLoans", {"status": "LOAN_STATUS_DELINQUENT"})
+        assert [item["id"] for item in stored["loans"]] == ["1"]
+        assert _call(server, "ListLoans", {"status": "LOAN_STATUS_ACTIVE"}) == {}
+
         assert server.stop() == 0, server.log()
 
 
