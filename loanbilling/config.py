@@ -27,6 +27,14 @@ class Settings:
     shutdown_grace_s: float = 10.0
     # Seconds between database checks behind the health service.
     health_interval_s: float = 5.0
+    # Seconds between delinquency sweeps inside `serve`; 0 turns them off.
+    sweep_interval_s: float = 3600.0
+    # Loans per sweep transaction.
+    sweep_batch_size: int = 1000
+    # A "payment due soon" reminder goes out this many days before a due date.
+    reminder_days: int = 1
+    # Seconds of silence after which a notification stream sends a heartbeat.
+    stream_heartbeat_s: float = 15.0
 
     def __post_init__(self) -> None:
         try:
@@ -37,6 +45,14 @@ class Settings:
             ) from None
         if self.db_pool_size < 1:
             raise ValueError("db_pool_size must be 1 or more")
+        if self.sweep_interval_s < 0:
+            raise ValueError("sweep_interval_s must be 0 (off) or more")
+        if self.sweep_batch_size < 1:
+            raise ValueError("sweep_batch_size must be 1 or more")
+        if not 0 <= self.reminder_days <= 6:
+            raise ValueError("reminder_days must be between 0 and 6")
+        if self.stream_heartbeat_s <= 0:
+            raise ValueError("stream_heartbeat_s must be more than 0")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
 

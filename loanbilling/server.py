@@ -1,4 +1,4 @@
-"""Composition root: settings -> database -> services -> gRPC server."""
+"""Composition root: settings -> database -> services -> gRPC server and background tasks."""
 
 from __future__ import annotations
 
@@ -11,20 +11,38 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from microfin.loanbilling.v1 import loan_service_pb2, loan_service_pb2_grpc
+from microfin.loanbilling.v1 import (
+    analytics_service_pb2,
+    analytics_service_pb2_grpc,
+    loan_service_pb2,
+    loan_service_pb2_grpc,
+    notification_service_pb2,
+    notification_service_pb2_grpc,
+)
 from sqlalchemy import Engine
 
+from loanbilling.api.analytics_servicer import AnalyticsServicer
 from loanbilling.api.loan_servicer import LoanServicer
 from loanbilling.api.malformed import add_tolerant
+from loanbilling.api.notification_servicer import NotificationServicer
 from loanbilling.clock import BusinessClock
 from loanbilling.config import Settings
+from loanbilling.events.hub import EventHub
+from loanbilling.events.listener import listen
+from loanbilling.events.sequencer import NOTIFY_CHANNEL, run_sequencer
+from loanbilling.services.analytics import AnalyticsService
 from loanbilling.services.billing import BillingService
-from loanbilling.storage.database import make_engine, ping
+from loanbilling.services.sweep import SweepService
+from loanbilling.storage.database import is_postgresql, make_engine, ping
 from loanbilling.storage.migrate import check_schema
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = [loan_service_pb2.DESCRIPTOR.services_by_name["LoanService"].full_name]
+SERVICE_NAMES = [
+    loan_service_pb2.DESCRIPTOR.services_by_name["LoanService"].full_name,
+    notification_service_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name,
+    analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name,
+]
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 SERVER_OPTIONS = [
@@ -49,6 +67,7 @@ class App:
     engine: Engine
     server: grpc.aio.Server
     health: health.aio.HealthServicer
+    hub: EventHub
     executor: ThreadPoolExecutor
     port: int
     _tasks: list[asyncio.Task] = field(default_factory=list)
@@ -57,11 +76,13 @@ class App:
         grace = self.settings.shutdown_grace_s if grace is None else grace
         log.info("shutting down: refusing new calls, %.1fs for in-flight ones", grace)
         await self.health.enter_graceful_shutdown()
+        await self.hub.close()  # streams end now; unary calls get the grace period
         await self.server.stop(grace)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.executor.shutdown(wait=True)
+        # Waiting for worker threads must not block the loop that is shutting down.
+        await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown)
         self.engine.dispose()
 
 
@@ -70,13 +91,40 @@ async def start(
 ) -> App:
     engine = engine or make_engine(settings.database_url, pool_size=settings.db_pool_size)
     check_schema(engine)
-    billing = BillingService(engine, clock or BusinessClock(settings.time_zone))
+    clock = clock or BusinessClock(settings.time_zone)
+    loop = asyncio.get_running_loop()
     executor = ThreadPoolExecutor(max_workers=settings.db_pool_size, thread_name_prefix="db")
+
+    # A commit that wrote events wakes the sequencer; numbered events wake the hub.
+    hub = EventHub(engine, executor)
+    sequencer_wake = asyncio.Event()
+
+    def events_written() -> None:
+        loop.call_soon_threadsafe(sequencer_wake.set)
+
+    billing = BillingService(engine, clock, events_written)
+    sweeps = SweepService(
+        engine,
+        clock,
+        batch_size=settings.sweep_batch_size,
+        reminder_days=settings.reminder_days,
+        events_written=events_written,
+    )
 
     server = grpc.aio.server(options=SERVER_OPTIONS)
     add_tolerant(
         loan_service_pb2_grpc.add_LoanServiceServicer_to_server,
-        LoanServicer(billing, executor),
+        LoanServicer(billing, sweeps, executor),
+        server,
+    )
+    add_tolerant(
+        notification_service_pb2_grpc.add_NotificationServiceServicer_to_server,
+        NotificationServicer(hub, settings.stream_heartbeat_s),
+        server,
+    )
+    add_tolerant(
+        analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server,
+        AnalyticsServicer(AnalyticsService(engine, clock), executor),
         server,
     )
     health_servicer = health.aio.HealthServicer()
@@ -89,10 +137,32 @@ async def start(
     except RuntimeError as error:  # grpcio's way of saying the port is taken or invalid
         raise OSError(f"cannot listen on {settings.listen}: {error}") from None
     await server.start()
-    app = App(settings, engine, server, health_servicer, executor, port)
-    app._tasks.append(asyncio.create_task(_watch_database(app)))
+    app = App(settings, engine, server, health_servicer, hub, executor, port)
+    app._tasks += [
+        asyncio.create_task(_watch_database(app), name="health"),
+        asyncio.create_task(hub.run(), name="hub"),
+        asyncio.create_task(run_sequencer(engine, sequencer_wake, hub.wake), name="sequencer"),
+    ]
+    if is_postgresql(engine):
+        app._tasks.append(asyncio.create_task(listen(engine, NOTIFY_CHANNEL, hub.wake)))
+    if settings.sweep_interval_s > 0:
+        app._tasks.append(asyncio.create_task(_sweep_periodically(sweeps, executor, settings)))
     log.info("serving on %s (port %d)", settings.listen, port)
     return app
+
+
+async def _sweep_periodically(
+    sweeps: SweepService, executor: ThreadPoolExecutor, settings: Settings
+) -> None:
+    """Sweeps at the business date every interval. Replicas may overlap: the sweep
+    is idempotent, so the only cost is the repeated work."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            await loop.run_in_executor(executor, sweeps.run)
+        except Exception as error:  # noqa: BLE001 - try again next interval
+            log.warning("periodic sweep failed: %s", error)
+        await asyncio.sleep(settings.sweep_interval_s)
 
 
 async def _watch_database(app: App) -> None:
@@ -103,10 +173,8 @@ async def _watch_database(app: App) -> None:
     try:
         while True:
             try:
-                await asyncio.wait_for(
-                    loop.run_in_executor(pinger, ping, app.engine),
-                    timeout=max(app.settings.health_interval_s, 2.0),
-                )
+                async with asyncio.timeout(max(app.settings.health_interval_s, 2.0)):
+                    await loop.run_in_executor(pinger, ping, app.engine)
                 ok = True
             except Exception as error:  # noqa: BLE001 - any failure means not serving
                 ok = False

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 from google.protobuf import any_pb2
@@ -128,6 +128,13 @@ def status_of(method: str, error: Exception) -> grpc.Status:
     return _internal(method, error)
 
 
+async def _refuse_malformed(request, context: grpc.aio.ServicerContext) -> None:
+    if isinstance(request, Malformed):
+        error = InvalidArgument.of("request", f"is not a valid protobuf message ({request.reason})")
+        error.reason = "MALFORMED_REQUEST"
+        await context.abort_with_status(status_for(error))
+
+
 def unary(
     handler: Callable[..., Awaitable],
 ) -> Callable[..., Awaitable]:
@@ -135,14 +142,29 @@ def unary(
 
     @functools.wraps(handler)
     async def wrapper(self, request, context: grpc.aio.ServicerContext):
-        if isinstance(request, Malformed):
-            error = InvalidArgument.of(
-                "request", f"is not a valid protobuf message ({request.reason})"
-            )
-            error.reason = "MALFORMED_REQUEST"
-            await context.abort_with_status(status_for(error))
+        await _refuse_malformed(request, context)
         try:
             return await handler(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the edge answers every failure
+            await context.abort_with_status(status_of(handler.__name__, error))
+
+    return wrapper
+
+
+def streaming(handler: Callable[..., AsyncIterator]) -> Callable[..., AsyncIterator]:
+    """Wraps a server-streaming servicer method like `unary` does a unary one.
+
+    Cancellation by the client (CancelledError, GeneratorExit) passes through.
+    """
+
+    @functools.wraps(handler)
+    async def wrapper(self, request, context: grpc.aio.ServicerContext):
+        await _refuse_malformed(request, context)
+        try:
+            async for item in handler(self, request, context):
+                yield item
         except grpc.aio.AbortError:
             raise
         except Exception as error:  # noqa: BLE001 - the edge answers every failure

@@ -12,11 +12,13 @@ from microfin.loanbilling.v1 import loan_service_pb2_grpc
 from loanbilling.api import convert
 from loanbilling.api.errors import unary
 from loanbilling.services.billing import BillingService
+from loanbilling.services.sweep import SweepService
 
 
 class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
-    def __init__(self, billing: BillingService, executor: Executor) -> None:
+    def __init__(self, billing: BillingService, sweeps: SweepService, executor: Executor) -> None:
         self.billing = billing
+        self.sweeps = sweeps
         self.executor = executor
 
     async def _run(self, fn, /, **kwargs):
@@ -147,4 +149,15 @@ class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
         return api.ListPaymentsResponse(
             payments=[convert.payment_to_pb(p) for p in page.items],
             next_page_token=page.next_page_token,
+        )
+
+    @unary
+    async def RunDelinquencySweep(self, request: api.RunDelinquencySweepRequest, context):
+        report = await self._run(self.sweeps.run, as_of=convert.date_from_pb(request, "as_of"))
+        return api.RunDelinquencySweepResponse(
+            as_of=convert.date_to_pb(report.as_of),
+            loans_checked=report.loans_checked,
+            newly_delinquent=report.newly_delinquent,
+            events_written=report.events_written,
+            batches=report.batches,
         )

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from loanbilling.clock import BusinessClock
 from loanbilling.domain.customer import CustomerDetails
 from loanbilling.domain.errors import AlreadyExists, InvalidArgument, NotFound
+from loanbilling.domain.events import creation_events, payment_events
 from loanbilling.domain.loan import (
     DEFAULT_CURRENCY,
     DEFAULT_DELINQUENCY_THRESHOLD,
@@ -83,9 +84,16 @@ def _check_key(field_name: str, key: str, *, required: bool) -> str | None:
 
 
 class BillingService:
-    def __init__(self, engine: Engine, clock: BusinessClock) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: BusinessClock,
+        events_written: Callable[[], None] = lambda: None,
+    ) -> None:
         self.engine = engine
         self.clock = clock
+        # Called after a commit that wrote events: wakes the sequencer.
+        self.events_written = events_written
 
     def _idempotent(self, create: Callable[[], T], replay: Callable[[], T | None]) -> T:
         """Runs `create`; if a concurrent request took the same key first, replays that one."""
@@ -199,7 +207,10 @@ class BillingService:
                     raise NotFound("customer", customer_id)
                 status = Position(terms, 0, today).status
                 loan_id = repo.add_loan(customer_id, terms, status, key)
-                return self._with_schedule(repo, repo.get_loan(loan_id), today)
+                repo.add_events(creation_events(loan_id, customer_id, terms, today))
+                created = self._with_schedule(repo, repo.get_loan(loan_id), today)
+            self.events_written()
+            return created
 
         return self._idempotent(create, replay)
 
@@ -285,6 +296,7 @@ class BillingService:
                     last_payment_date=loan.last_payment_date,
                 )
                 settled = settle_payment(loan.terms, loan.paid_count, amount, paid_on)
+                at_today = Position(loan.terms, settled.last_week, today)
                 payment = repo.record_payment(
                     loan,
                     amount=amount,
@@ -294,9 +306,22 @@ class BillingService:
                     idempotency_key=key,
                     outstanding_after=settled.outstanding_after,
                     status_after=settled.status_after,
-                    stored_status=Position(loan.terms, settled.last_week, today).status,
+                    stored_status=at_today.status,
                 )
-                return PaymentResult(payment, replayed=False)
+                repo.add_events(
+                    payment_events(
+                        loan.id,
+                        loan.customer_id,
+                        payment_id=payment.id,
+                        amount=amount,
+                        last_week=settled.last_week,
+                        at_payment=settled.after,
+                        at_today=at_today,
+                        stored_before=loan.status,
+                    )
+                )
+            self.events_written()
+            return PaymentResult(payment, replayed=False)
 
         def replay_after_conflict() -> PaymentResult | None:
             with transaction(self.engine, write=False) as conn:

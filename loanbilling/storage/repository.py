@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Row, insert, select, update
 
+from loanbilling.domain.events import NewEvent
 from loanbilling.domain.loan import LoanStatus, LoanTerms
-from loanbilling.storage.tables import customers, installments, loans, payments
+from loanbilling.storage.tables import customers, events, installments, loans, payments
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +230,34 @@ class Repository:
             .limit(1)
         ).scalar_one_or_none()
         return last_week or 0
+
+    # Events
+
+    def add_events(self, new_events: list[NewEvent]) -> None:
+        """Writes events into the outbox, unnumbered: the sequencer numbers them after commit."""
+        now = _now()
+        self.conn.execute(
+            insert(events),
+            [
+                {
+                    "kind": e.kind.value,
+                    "loan_id": e.loan_id,
+                    "customer_id": e.customer_id,
+                    "week_number": e.week_number,
+                    "business_date": e.business_date,
+                    "created_at": now,
+                    "amount": e.amount,
+                    "due_date": e.due_date,
+                    "missed_installments": e.missed_installments,
+                    "overdue_amount": e.overdue_amount,
+                    "days_past_due": e.days_past_due,
+                    "outstanding_amount": e.outstanding_amount,
+                    "currency_code": e.currency_code,
+                    "payment_id": e.payment_id,
+                }
+                for e in new_events
+            ],
+        )
 
     # Payments
 

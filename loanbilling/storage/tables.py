@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identities.
@@ -66,6 +67,13 @@ loans = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index(None, "customer_id", "id"),
     Index(None, "status", "id"),
+    # The sweep walks unpaid loans only, however many paid ones history holds.
+    Index(
+        "ix_loans_unpaid_id",
+        "id",
+        postgresql_where=text("status <> 'PAID'"),
+        sqlite_where=text("status <> 'PAID'"),
+    ),
 )
 
 installments = Table(
@@ -100,4 +108,58 @@ payments = Table(
     UniqueConstraint("idempotency_key"),
     # Serves "paid by date D" as one index seek, whatever the number of payments.
     Index(None, "loan_id", "payment_date", "last_week"),
+)
+
+# The outbox. An event is inserted in the transaction of the change it reports,
+# with `sequence` NULL; the sequencer (loanbilling.events.sequencer) numbers
+# committed events afterwards in one serialised step, so that a reader
+# following `sequence` never skips a row that commits late.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("sequence", BigInteger, nullable=True),
+    Column("kind", String(32), nullable=False),
+    Column("loan_id", Id, ForeignKey("loans.id"), nullable=False),
+    Column("customer_id", Id, nullable=False),
+    # The installment concerned; 0 for loan-wide events (created).
+    Column("week_number", Integer, nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("due_date", Date, nullable=True),
+    Column("missed_installments", Integer, nullable=False),
+    Column("overdue_amount", BigInteger, nullable=False),
+    Column("days_past_due", Integer, nullable=False),
+    Column("outstanding_amount", BigInteger, nullable=False),
+    Column("currency_code", String(3), nullable=False),
+    Column("payment_id", Id, nullable=True),
+    # One event per loan, installment and kind: what makes the sweep idempotent.
+    UniqueConstraint("loan_id", "kind", "week_number"),
+    UniqueConstraint("sequence"),
+    Index(
+        "ix_events_unsequenced_id",
+        "id",
+        postgresql_where=text("sequence IS NULL"),
+        sqlite_where=text("sequence IS NULL"),
+    ),
+    Index(None, "loan_id", "sequence"),
+    Index(None, "customer_id", "sequence"),
+)
+
+# One row: the last sequence number handed out. Its row lock serialises the sequencers.
+event_sequence = Table(
+    "event_sequence",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_sequence", BigInteger, nullable=False),
+)
+
+# How far each consumer outside the database (the broker relay) has got.
+consumer_cursors = Table(
+    "consumer_cursors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("last_sequence", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

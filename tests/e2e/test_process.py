@@ -31,17 +31,27 @@ def served(tmp_path_factory):
         yield server
 
 
-def test_grpcurl_list_shows_the_three_services(served):
+def test_grpcurl_list_shows_every_service(served):
     done = grpcurl("-plaintext", served.address, "list")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
+        "microfin.loanbilling.v1.AnalyticsService",
         "microfin.loanbilling.v1.LoanService",
+        "microfin.loanbilling.v1.NotificationService",
     ]
 
 
-@pytest.mark.parametrize("service", ["", "microfin.loanbilling.v1.LoanService"])
+@pytest.mark.parametrize(
+    "service",
+    [
+        "",
+        "microfin.loanbilling.v1.LoanService",
+        "microfin.loanbilling.v1.NotificationService",
+        "microfin.loanbilling.v1.AnalyticsService",
+    ],
+)
 def test_health_check_answers_serving(served, service):
     done = grpcurl(
         "-plaintext",

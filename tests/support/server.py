@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
+import sys
 import threading
 
 from sqlalchemy import Engine
@@ -15,7 +17,11 @@ from loanbilling.server import App, start
 class ServerThread:
     def __init__(self, engine: Engine, clock: BusinessClock, **settings) -> None:
         self.settings = Settings(
-            listen="127.0.0.1:0", health_interval_s=0.2, shutdown_grace_s=1.0, **settings
+            listen="127.0.0.1:0",
+            health_interval_s=0.2,
+            shutdown_grace_s=1.0,
+            sweep_interval_s=0,  # tests sweep when they choose to
+            **settings,
         )
         self.engine = engine
         self.clock = clock
@@ -51,6 +57,14 @@ class ServerThread:
 
     def stop(self, grace: float = 0.5) -> None:
         if self.app is not None:
-            asyncio.run_coroutine_threadsafe(self.app.stop(grace), self.loop).result(30)
+            stopping = asyncio.run_coroutine_threadsafe(self.app.stop(grace), self.loop)
+            try:
+                stopping.result(30)
+            except TimeoutError:
+                # Say where it hangs: every thread's stack and every task's.
+                faulthandler.dump_traceback(sys.stderr)
+                for task in asyncio.all_tasks(self.loop):
+                    task.print_stack(file=sys.stderr)
+                raise
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(30)

@@ -197,3 +197,23 @@ class ListPaymentsResponse(_message.Message):
     payments: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Payment]
     next_page_token: str
     def __init__(self, payments: _Optional[_Iterable[_Union[_resources_pb2.Payment, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class RunDelinquencySweepRequest(_message.Message):
+    __slots__ = ("as_of",)
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    as_of: _date_pb2.Date
+    def __init__(self, as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
+
+class RunDelinquencySweepResponse(_message.Message):
+    __slots__ = ("as_of", "loans_checked", "newly_delinquent", "events_written", "batches")
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    LOANS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    NEWLY_DELINQUENT_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    as_of: _date_pb2.Date
+    loans_checked: int
+    newly_delinquent: int
+    events_written: int
+    batches: int
+    def __init__(self, as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., loans_checked: _Optional[int] = ..., newly_delinquent: _Optional[int] = ..., events_written: _Optional[int] = ..., batches: _Optional[int] = ...) -> None: ...

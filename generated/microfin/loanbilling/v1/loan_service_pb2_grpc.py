@@ -84,6 +84,11 @@ class LoanServiceStub:
                 request_serializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ListPaymentsRequest.SerializeToString,
                 response_deserializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ListPaymentsResponse.FromString,
                 _registered_method=True)
+        self.RunDelinquencySweep = channel.unary_unary(
+                '/microfin.loanbilling.v1.LoanService/RunDelinquencySweep',
+                request_serializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.RunDelinquencySweepRequest.SerializeToString,
+                response_deserializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.RunDelinquencySweepResponse.FromString,
+                _registered_method=True)
 
 
 class LoanServiceServicer:
@@ -160,6 +165,15 @@ class LoanServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RunDelinquencySweep(self, request, context):
+        """Admin: evaluates every unpaid loan at `as_of`, writes the due-soon,
+        missed and delinquent events and marks newly delinquent loans. Idempotent;
+        safe beside the periodic sweep of any replica.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LoanServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -207,6 +221,11 @@ def add_LoanServiceServicer_to_server(servicer, server):
                     servicer.ListPayments,
                     request_deserializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ListPaymentsRequest.FromString,
                     response_serializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ListPaymentsResponse.SerializeToString,
+            ),
+            'RunDelinquencySweep': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunDelinquencySweep,
+                    request_deserializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.RunDelinquencySweepRequest.FromString,
+                    response_serializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.RunDelinquencySweepResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -457,6 +476,33 @@ class LoanService:
             '/microfin.loanbilling.v1.LoanService/ListPayments',
             microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ListPaymentsRequest.SerializeToString,
             microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ListPaymentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunDelinquencySweep(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/microfin.loanbilling.v1.LoanService/RunDelinquencySweep',
+            microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.RunDelinquencySweepRequest.SerializeToString,
+            microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.RunDelinquencySweepResponse.FromString,
             options,
             channel_credentials,
             insecure,

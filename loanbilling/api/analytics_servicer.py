@@ -1,0 +1,69 @@
+"""AnalyticsService: converts, runs the summary on a worker thread, converts back."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from concurrent.futures import Executor
+
+from microfin.loanbilling.v1 import analytics_service_pb2 as api
+from microfin.loanbilling.v1 import analytics_service_pb2_grpc
+
+from loanbilling.api import convert
+from loanbilling.api.errors import unary
+from loanbilling.services.analytics import AnalyticsService, PortfolioSummary
+from loanbilling.storage.portfolio import StatusFigures
+
+
+class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
+    def __init__(self, analytics: AnalyticsService, executor: Executor) -> None:
+        self.analytics = analytics
+        self.executor = executor
+
+    @unary
+    async def GetPortfolioSummary(self, request: api.GetPortfolioSummaryRequest, context):
+        # Parsed on the loop so that a bad date is refused before any database work.
+        call = functools.partial(
+            self.analytics.portfolio_summary,
+            as_of=convert.date_from_pb(request, "as_of"),
+            currency_code=request.currency_code,
+        )
+        summary = await asyncio.get_running_loop().run_in_executor(self.executor, call)
+        return summary_to_pb(summary)
+
+
+def _status_to_pb(figures: StatusFigures) -> api.StatusSummary:
+    return api.StatusSummary(
+        loan_count=figures.loan_count,
+        principal_amount=figures.principal_amount,
+        outstanding_amount=figures.outstanding_amount,
+    )
+
+
+def summary_to_pb(summary: PortfolioSummary) -> api.GetPortfolioSummaryResponse:
+    f = summary.figures
+    return api.GetPortfolioSummaryResponse(
+        as_of=convert.date_to_pb(summary.as_of),
+        currency_code=summary.currency_code,
+        loan_count=f.loan_count,
+        active=_status_to_pb(f.active),
+        delinquent=_status_to_pb(f.delinquent),
+        paid=_status_to_pb(f.paid),
+        principal_disbursed=f.principal_disbursed,
+        total_repayable=f.total_repayable,
+        collected_amount=f.collected_amount,
+        outstanding_amount=f.outstanding_amount,
+        overdue_amount=f.overdue_amount,
+        due_amount=f.due_amount,
+        portfolio_at_risk=[
+            api.RiskBucket(
+                min_days_past_due=b.min_days_past_due,
+                max_days_past_due=b.max_days_past_due or 0,  # 0: no upper bound
+                loan_count=b.loan_count,
+                outstanding_amount=b.outstanding_amount,
+            )
+            for b in f.portfolio_at_risk
+        ],
+        delinquency_rate_bps=f.delinquency_rate_bps,
+        collection_rate_bps=f.collection_rate_bps,
+    )

@@ -1,0 +1,52 @@
+"""NotificationService: one resumable stream of outbox events per call."""
+
+from __future__ import annotations
+
+from google.rpc import code_pb2, status_pb2
+from grpc_status import rpc_status
+from microfin.loanbilling.v1 import notification_service_pb2 as api
+from microfin.loanbilling.v1 import notification_service_pb2_grpc
+
+from loanbilling.api import convert
+from loanbilling.api.errors import streaming
+from loanbilling.domain.errors import Refusals
+from loanbilling.domain.events import DELINQUENCY_KINDS
+from loanbilling.events.hub import EventHub, Heartbeat, HubClosed
+from loanbilling.storage.event_store import EventFilter
+
+
+class NotificationServicer(notification_service_pb2_grpc.NotificationServiceServicer):
+    def __init__(self, hub: EventHub, heartbeat_s: float) -> None:
+        self.hub = hub
+        self.heartbeat_s = heartbeat_s
+
+    @streaming
+    async def StreamNotifications(self, request: api.StreamNotificationsRequest, context):
+        refusals = Refusals()
+        for name in ("after_sequence", "loan_id", "customer_id"):
+            if getattr(request, name) < 0:
+                refusals.add(name, "must be 0 or more")
+        refusals.raise_if_any()
+        only = EventFilter(
+            kinds=convert.event_kinds_from_pb(request.kinds) or DELINQUENCY_KINDS,
+            loan_id=request.loan_id or None,
+            customer_id=request.customer_id or None,
+        )
+        try:
+            async for item in self.hub.subscribe(request.after_sequence, only, self.heartbeat_s):
+                if isinstance(item, Heartbeat):
+                    yield api.StreamNotificationsResponse(
+                        heartbeat=api.Heartbeat(sequence=item.sequence)
+                    )
+                else:
+                    yield api.StreamNotificationsResponse(event=convert.event_to_pb(item))
+        except HubClosed:
+            await context.abort_with_status(
+                rpc_status.to_status(
+                    status_pb2.Status(
+                        code=code_pb2.UNAVAILABLE,
+                        message="the server is shutting down: resume from the last "
+                        "sequence received",
+                    )
+                )
+            )

@@ -1,0 +1,154 @@
+"""Which events a change produces, and the facts each one carries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+
+from loanbilling.domain.loan import LoanStatus, LoanTerms, Position
+
+
+class EventKind(enum.Enum):
+    PAYMENT_DUE_SOON = "PAYMENT_DUE_SOON"
+    INSTALLMENT_MISSED = "INSTALLMENT_MISSED"
+    LOAN_DELINQUENT = "LOAN_DELINQUENT"
+    DELINQUENCY_CURED = "DELINQUENCY_CURED"
+    PAYMENT_RECEIVED = "PAYMENT_RECEIVED"
+    LOAN_PAID_OFF = "LOAN_PAID_OFF"
+    LOAN_CREATED = "LOAN_CREATED"
+
+
+# What a notification stream carries when the subscriber names no kinds.
+DELINQUENCY_KINDS = frozenset(
+    {
+        EventKind.PAYMENT_DUE_SOON,
+        EventKind.INSTALLMENT_MISSED,
+        EventKind.LOAN_DELINQUENT,
+        EventKind.DELINQUENCY_CURED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to write. `week_number` makes it unique per loan and kind."""
+
+    kind: EventKind
+    loan_id: int
+    customer_id: int
+    week_number: int
+    business_date: dt.date
+    amount: int
+    due_date: dt.date | None
+    missed_installments: int
+    overdue_amount: int
+    days_past_due: int
+    outstanding_amount: int
+    currency_code: str
+    payment_id: int | None = None
+
+
+def _event(
+    kind: EventKind,
+    loan_id: int,
+    customer_id: int,
+    position: Position,
+    *,
+    week_number: int,
+    amount: int,
+    due_date: dt.date | None,
+    payment_id: int | None = None,
+) -> NewEvent:
+    return NewEvent(
+        kind=kind,
+        loan_id=loan_id,
+        customer_id=customer_id,
+        week_number=week_number,
+        business_date=position.as_of,
+        amount=amount,
+        due_date=due_date,
+        missed_installments=position.missed_installments,
+        overdue_amount=position.overdue_amount,
+        days_past_due=position.days_past_due,
+        outstanding_amount=position.outstanding_amount,
+        currency_code=position.terms.currency_code,
+        payment_id=payment_id,
+    )
+
+
+def delinquent_event(loan_id: int, customer_id: int, position: Position) -> NewEvent:
+    """ACTIVE -> DELINQUENT, keyed by the oldest overdue installment: a loan can
+    only turn delinquent again after a payment moved that installment on."""
+    oldest = position.paid_count + 1
+    return _event(
+        EventKind.LOAN_DELINQUENT,
+        loan_id,
+        customer_id,
+        position,
+        week_number=oldest,
+        amount=position.overdue_amount,
+        due_date=position.terms.due_date(oldest),
+    )
+
+
+def creation_events(
+    loan_id: int, customer_id: int, terms: LoanTerms, today: dt.date
+) -> list[NewEvent]:
+    position = Position(terms, 0, today)
+    created = _event(
+        EventKind.LOAN_CREATED,
+        loan_id,
+        customer_id,
+        position,
+        week_number=0,
+        amount=terms.total_amount,
+        due_date=None,
+    )
+    if position.status is LoanStatus.DELINQUENT:  # started far enough in the past
+        return [created, delinquent_event(loan_id, customer_id, position)]
+    return [created]
+
+
+def payment_events(
+    loan_id: int,
+    customer_id: int,
+    *,
+    payment_id: int,
+    amount: int,
+    last_week: int,
+    at_payment: Position,
+    at_today: Position,
+    stored_before: LoanStatus,
+) -> list[NewEvent]:
+    """Payment received, plus the change of stored status the payment caused.
+
+    The stored status is the one at the business date (`at_today`). Events a
+    payment writes are keyed by the last week it settled: each installment is
+    settled once, so each key is written once.
+    """
+    stored_after = at_today.status
+
+    def event(kind: EventKind) -> NewEvent:
+        return _event(
+            kind,
+            loan_id,
+            customer_id,
+            at_payment,
+            week_number=last_week,
+            amount=amount,
+            due_date=at_payment.terms.due_date(last_week),
+            payment_id=payment_id,
+        )
+
+    produced = [event(EventKind.PAYMENT_RECEIVED)]
+    if stored_before is LoanStatus.DELINQUENT and stored_after is not LoanStatus.DELINQUENT:
+        # Paying off a delinquent loan cures it too: delinquency subscribers hear of it.
+        produced.append(event(EventKind.DELINQUENCY_CURED))
+    if stored_after is LoanStatus.PAID:
+        produced.append(event(EventKind.LOAN_PAID_OFF))
+    if stored_before is LoanStatus.ACTIVE and stored_after is LoanStatus.DELINQUENT:
+        # Still behind after paying, before any sweep marked it: the transition is
+        # this payment's to report.
+        produced.append(delinquent_event(loan_id, customer_id, at_today))
+    return produced

@@ -1,0 +1,158 @@
+"""One per server process: follows the outbox and serves every notification stream.
+
+The hub alone reads new events from the database (when woken by the local
+sequencer, by PostgreSQL NOTIFY from other replicas, or by a slow fallback
+tick) and keeps the newest of them in a bounded ring. A stream whose cursor
+is inside the ring is served from memory; one further behind (a replay, or a
+slow client) reads its own pages from the database. Either way a stream holds
+only its cursor: a slow subscriber costs no memory and holds back no one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from loanbilling.storage.database import transaction
+from loanbilling.storage.event_store import EventFilter, StoredEvent, events_after, last_sequence
+
+log = logging.getLogger(__name__)
+PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    sequence: int
+
+
+class HubClosed(Exception):
+    """The server is shutting down: streams end so that clients resume elsewhere."""
+
+
+class EventHub:
+    def __init__(
+        self,
+        engine: Engine,
+        executor: Executor,
+        *,
+        ring_size: int = 4096,
+        fallback_poll_s: float = 1.0,
+    ) -> None:
+        self.engine = engine
+        self.executor = executor
+        self.fallback_poll_s = fallback_poll_s
+        self.ring: deque[StoredEvent] = deque(maxlen=ring_size)
+        self.last = 0  # the highest sequence the hub has loaded
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.subscribers = 0
+        self.closed = False
+
+    async def close(self) -> None:
+        """Ends every stream now rather than at the end of the shutdown grace period."""
+        self.closed = True
+        async with self._changed:
+            self._changed.notify_all()
+
+    # Following the outbox
+
+    def wake(self) -> None:
+        """Safe from any thread: new events may have been numbered."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def _read(self, fn, *args, **kwargs):
+        def work():
+            with transaction(self.engine, write=False) as conn:
+                return fn(conn, *args, **kwargs)
+
+        return await asyncio.get_running_loop().run_in_executor(self.executor, work)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if self.last == 0 and not self.ring:
+                    # Start at the head: history is served from the database.
+                    self.last = await self._read(last_sequence)
+                await self._catch_up()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - the database may be away; retry
+                log.warning("event hub cannot read the outbox: %s", error)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
+            # that races a wake-up, leaving the task running through shutdown.
+            try:
+                async with asyncio.timeout(self.fallback_poll_s):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def _catch_up(self) -> None:
+        while True:
+            fresh = await self._read(events_after, self.last, limit=PAGE)
+            if not fresh:
+                return
+            self.ring.extend(fresh)
+            self.last = fresh[-1].sequence
+            async with self._changed:
+                self._changed.notify_all()
+            if len(fresh) < PAGE:
+                return
+
+    # Serving streams
+
+    def _from_ring(self, cursor: int) -> list[StoredEvent] | None:
+        """Events after `cursor` from memory, or None when the ring no longer holds them."""
+        if not self.ring or self.ring[0].sequence > cursor + 1:
+            return None
+        start = cursor + 1 - self.ring[0].sequence  # sequences have no gaps
+        return [self.ring[i] for i in range(start, min(start + PAGE, len(self.ring)))]
+
+    async def subscribe(
+        self, after_sequence: int, only: EventFilter, heartbeat_s: float
+    ) -> AsyncIterator[StoredEvent | Heartbeat]:
+        """Matching events after `after_sequence` in order, then live ones; a
+        Heartbeat whenever none came for `heartbeat_s` seconds."""
+        cursor = after_sequence
+        self.subscribers += 1
+        try:
+            while True:
+                if self.closed:
+                    raise HubClosed
+                if cursor < self.last:
+                    head = self.last
+                    batch = self._from_ring(cursor)
+                    if batch is None:
+                        batch = await self._read(
+                            events_after, cursor, limit=PAGE, up_to=head, only=only
+                        )
+                        # Fewer than a page: nothing else matches up to head.
+                        cursor = head if len(batch) < PAGE else batch[-1].sequence
+                    else:
+                        cursor = batch[-1].sequence
+                    for event in batch:
+                        if only.matches(event):
+                            yield event
+                    continue
+                idle = False
+                async with self._changed:
+                    try:
+                        async with asyncio.timeout(heartbeat_s):
+                            await self._changed.wait_for(
+                                lambda c=cursor: self.last > c or self.closed
+                            )
+                    except TimeoutError:
+                        idle = True
+                if idle:  # yielded outside the lock: a slow client must not hold it
+                    yield Heartbeat(cursor)
+        finally:
+            self.subscribers -= 1

@@ -1,0 +1,67 @@
+"""PostgreSQL LISTEN on a dedicated connection, read without blocking the event loop.
+
+NOTIFY only wakes the hub; the outbox table stays the truth, and the hub's
+fallback tick covers the time the listener is reconnecting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import psycopg2
+import psycopg2.extensions
+from sqlalchemy import Engine
+
+log = logging.getLogger(__name__)
+
+
+async def listen(engine: Engine, channel: str, on_notify: Callable[[], None]) -> None:
+    """Calls `on_notify` for every NOTIFY on `channel`, reconnecting with backoff."""
+    loop = asyncio.get_running_loop()
+    args, kwargs = engine.dialect.create_connect_args(engine.url)
+    backoff = 0.5
+    while True:
+        try:
+            conn = await loop.run_in_executor(None, lambda: psycopg2.connect(*args, **kwargs))
+        except psycopg2.Error as error:
+            log.warning("LISTEN %s: %s; reconnecting in %.1fs", channel, error, backoff)
+        else:
+            backoff = 0.5
+            try:
+                await _listen_on(conn, channel, on_notify)
+            except psycopg2.Error as error:
+                log.warning("LISTEN %s: %s; reconnecting in %.1fs", channel, error, backoff)
+            finally:
+                conn.close()
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, 10.0)
+
+
+async def _listen_on(conn, channel: str, on_notify: Callable[[], None]) -> None:
+    """Listens on one connection until it fails (raising the driver's error)."""
+    loop = asyncio.get_running_loop()
+    lost: asyncio.Future = loop.create_future()
+    conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+    with conn.cursor() as cursor:
+        cursor.execute(f"LISTEN {channel}")
+
+    def readable() -> None:
+        try:
+            conn.poll()
+        except psycopg2.Error as error:
+            if not lost.done():
+                lost.set_exception(error)
+            return
+        if conn.notifies:
+            conn.notifies.clear()
+            on_notify()
+
+    fd = conn.fileno()
+    loop.add_reader(fd, readable)
+    try:
+        on_notify()  # anything committed while nobody listened
+        await lost
+    finally:
+        loop.remove_reader(fd)

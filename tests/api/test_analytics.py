@@ -1,0 +1,151 @@
+"""AnalyticsService.GetPortfolioSummary over a real channel, on both databases.
+
+The server here carries only the AnalyticsService, so that these tests do not
+depend on how the main server is composed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+from google.type import date_pb2
+from microfin.loanbilling.v1 import analytics_service_pb2 as api
+from microfin.loanbilling.v1 import analytics_service_pb2_grpc
+
+from loanbilling.api.analytics_servicer import AnalyticsServicer
+from loanbilling.api.malformed import add_tolerant
+from loanbilling.services.analytics import AnalyticsService
+from tests.conftest import START
+from tests.support.api import details_of, pb_date, py_date
+
+AS_OF = START + dt.timedelta(days=28)
+
+
+@pytest.fixture
+def analytics(engine, clock):
+    """A stub of a grpc.aio server with just the AnalyticsService, on its own loop thread."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="grpc-analytics", daemon=True)
+    thread.start()
+    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="db")
+
+    async def start():
+        server = grpc.aio.server()
+        add_tolerant(
+            analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server,
+            AnalyticsServicer(AnalyticsService(engine, clock), executor),
+            server,
+        )
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return server, port
+
+    server, port = asyncio.run_coroutine_threadsafe(start(), loop).result(30)
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield analytics_service_pb2_grpc.AnalyticsServiceStub(channel)
+    asyncio.run_coroutine_threadsafe(server.stop(0.5), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(30)
+    loop.close()
+    executor.shutdown(wait=True)
+
+
+@pytest.fixture
+def two_loans(billing, clock):
+    """Two canonical loans from START: one paid through week 3 on day 21, one never paid."""
+    clock.current = AS_OF
+    customer = billing.create_customer(name="Siti", email="siti@example.com", phone="").id
+    for paid in (True, False):
+        loan = billing.create_loan(
+            customer_id=customer,
+            principal_amount=5_000_000,
+            interest_rate_bps=1000,
+            weeks=50,
+            start_date=START,
+        ).loan
+        if paid:
+            billing.make_payment(
+                loan_id=loan.id,
+                amount=330_000,
+                payment_date=START + dt.timedelta(days=21),
+                idempotency_key="three-weeks",
+            )
+
+
+def test_summary_over_the_wire(analytics, two_loans):
+    # Day 28: weeks 1-3 fell due before it, week 4 falls due on it.
+    # Paid loan: owes 5,170,000, nothing overdue. Unpaid loan: 3 missed (delinquent),
+    # 330,000 overdue, 28 - 7 = 21 days past due. Due on or before day 28: 4 weeks each.
+    response = analytics.GetPortfolioSummary(
+        api.GetPortfolioSummaryRequest(as_of=pb_date(AS_OF), currency_code="IDR")
+    )
+    assert response == api.GetPortfolioSummaryResponse(
+        as_of=pb_date(AS_OF),
+        currency_code="IDR",
+        loan_count=2,
+        active=api.StatusSummary(
+            loan_count=1, principal_amount=5_000_000, outstanding_amount=5_170_000
+        ),
+        delinquent=api.StatusSummary(
+            loan_count=1, principal_amount=5_000_000, outstanding_amount=5_500_000
+        ),
+        paid=api.StatusSummary(),
+        principal_disbursed=10_000_000,
+        total_repayable=11_000_000,
+        collected_amount=330_000,
+        outstanding_amount=10_670_000,
+        overdue_amount=330_000,
+        due_amount=880_000,
+        portfolio_at_risk=[
+            api.RiskBucket(min_days_past_due=1, max_days_past_due=6),
+            api.RiskBucket(min_days_past_due=7, max_days_past_due=13),
+            api.RiskBucket(
+                min_days_past_due=14,
+                max_days_past_due=29,
+                loan_count=1,
+                outstanding_amount=5_500_000,
+            ),
+            api.RiskBucket(min_days_past_due=30, max_days_past_due=0),  # 0: no upper bound
+        ],
+        delinquency_rate_bps=5_000,  # 1 of 2 unpaid loans
+        collection_rate_bps=3_750,  # 330,000 of 880,000
+    )
+
+
+def test_defaults_are_the_business_date_and_idr(analytics, two_loans, clock):
+    clock.current = AS_OF + dt.timedelta(days=3)
+    response = analytics.GetPortfolioSummary(api.GetPortfolioSummaryRequest())
+    assert py_date(response.as_of) == clock.current
+    assert response.currency_code == "IDR"
+    assert response == analytics.GetPortfolioSummary(
+        api.GetPortfolioSummaryRequest(as_of=pb_date(clock.current), currency_code="IDR")
+    )
+    assert response.loan_count == 2
+
+
+@pytest.mark.parametrize("code", ["idr", "US", "EURO", "ID1", " IDR", "ÀBC"])
+def test_bad_currency_is_refused(analytics, code):
+    with pytest.raises(grpc.RpcError) as caught:
+        analytics.GetPortfolioSummary(api.GetPortfolioSummaryRequest(currency_code=code))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = details_of(caught.value)
+    assert [v.field for v in details["BadRequest"].field_violations] == ["currency_code"]
+    assert details["ErrorInfo"].reason == "INVALID_ARGUMENT"
+
+
+@pytest.mark.parametrize(
+    "as_of",
+    [date_pb2.Date(year=2026, month=2, day=30), date_pb2.Date(), date_pb2.Date(year=2026)],
+)
+def test_invalid_date_is_refused(analytics, as_of):
+    request = api.GetPortfolioSummaryRequest()
+    request.as_of.CopyFrom(as_of)  # set, even when every field is 0
+    with pytest.raises(grpc.RpcError) as caught:
+        analytics.GetPortfolioSummary(request)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in details_of(caught.value)["BadRequest"].field_violations] == ["as_of"]
