@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
+import json
 import logging
 import sys
 
+from loanbilling.clock import BusinessClock
 from loanbilling.config import Settings, add_flags
+from loanbilling.domain.errors import DomainError
+from loanbilling.events.sequencer import assign_all
+from loanbilling.services.sweep import SweepService
 from loanbilling.storage.database import make_engine
-from loanbilling.storage.migrate import SchemaMismatch, current_revision, head_revision, upgrade
+from loanbilling.storage.migrate import (
+    SchemaMismatch,
+    check_schema,
+    current_revision,
+    head_revision,
+    upgrade,
+)
 
 log = logging.getLogger("loanbilling")
 
@@ -32,7 +44,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
     add_flags(migrate, "database_url", "log_level")
+    sweep = commands.add_parser(
+        "sweep", help="run the delinquency sweep once (for cron) and print what it did"
+    )
+    add_flags(sweep, "database_url", "time_zone", "log_level", "sweep_batch_size", "reminder_days")
+    sweep.add_argument(
+        "--as-of",
+        type=_date,
+        default=None,
+        help="business date to sweep at (YYYY-MM-DD); default: today in --time-zone",
+    )
     return parser
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-02-03") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "migrate":
             return _migrate(settings)
+        if args.command == "sweep":
+            return _sweep(settings, args.as_of)
         from loanbilling.server import serve
 
         asyncio.run(serve(settings))
@@ -56,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except SchemaMismatch as error:
         print(f"loanbilling: {error}", file=sys.stderr)
         return 3
+    except DomainError as error:
+        print(f"loanbilling: {error.message}", file=sys.stderr)
+        return 2
     except (ValueError, OSError) as error:
         print(f"loanbilling: {error}", file=sys.stderr)
         return 2
@@ -66,6 +100,33 @@ def _migrate(settings: Settings) -> int:
     before = current_revision(engine)
     upgrade(engine)
     log.info("schema at %s (was %s)", head_revision(), before or "empty")
+    engine.dispose()
+    return 0
+
+
+def _sweep(settings: Settings, as_of: dt.date | None) -> int:
+    engine = make_engine(settings.database_url)
+    check_schema(engine)
+    sweeps = SweepService(
+        engine,
+        BusinessClock(settings.time_zone),
+        batch_size=settings.sweep_batch_size,
+        reminder_days=settings.reminder_days,
+        # Number this run's events as it goes: no server needs to be running.
+        events_written=lambda: assign_all(engine),
+    )
+    report = sweeps.run(as_of)
+    print(
+        json.dumps(
+            {
+                "as_of": report.as_of.isoformat(),
+                "loans_checked": report.loans_checked,
+                "newly_delinquent": report.newly_delinquent,
+                "events_written": report.events_written,
+                "batches": report.batches,
+            }
+        )
+    )
     engine.dispose()
     return 0
 

@@ -58,8 +58,7 @@ class EventHub:
     async def close(self) -> None:
         """Ends every stream now rather than at the end of the shutdown grace period."""
         self.closed = True
-        async with self._changed:
-            self._changed.notify_all()
+        await self._announce()
 
     # Following the outbox
 
@@ -77,14 +76,18 @@ class EventHub:
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
+        # Start at the head: history before it is served from the database.
         while True:
             try:
-                if self.last == 0 and not self.ring:
-                    # Start at the head: history is served from the database.
-                    self.last = await self._read(last_sequence)
+                self.last = await self._read(last_sequence)
+                break
+            except Exception as error:  # noqa: BLE001 - the database may be away; retry
+                log.warning("event hub cannot read the outbox: %s", error)
+                await asyncio.sleep(self.fallback_poll_s)
+        await self._announce()
+        while True:
+            try:
                 await self._catch_up()
-            except asyncio.CancelledError:
-                raise
             except Exception as error:  # noqa: BLE001 - the database may be away; retry
                 log.warning("event hub cannot read the outbox: %s", error)
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
@@ -96,6 +99,10 @@ class EventHub:
                 pass
             self._wake.clear()
 
+    async def _announce(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
     async def _catch_up(self) -> None:
         while True:
             fresh = await self._read(events_after, self.last, limit=PAGE)
@@ -103,8 +110,7 @@ class EventHub:
                 return
             self.ring.extend(fresh)
             self.last = fresh[-1].sequence
-            async with self._changed:
-                self._changed.notify_all()
+            await self._announce()
             if len(fresh) < PAGE:
                 return
 

@@ -1,0 +1,376 @@
+"""Relays every outbox event to a RabbitMQ topic exchange, at least once.
+
+The relay reads numbered events after its cursor (`consumer_cursors`, row
+"amqp-relay") a page at a time, publishes the page with publisher confirms,
+and only then advances the cursor, in a short transaction of its own. After
+any failure (broker, database, leadership) it drops its connections, backs
+off and starts again from the cursor: what the broker confirmed is never sent
+again, and what it had not confirmed is sent again. Duplicates can therefore
+appear around a failure, never in normal running; consumers deduplicate on
+`message_id`, which is the event's sequence.
+
+One relay publishes at a time. On PostgreSQL, leadership is a session advisory
+lock held on a connection of the relay's own; the other replicas try to take
+it every `leader_poll_s`, and a leader that loses the connection (so the lock)
+stops before its next page. On SQLite a single process serves the database,
+and it relays.
+
+Messages: exchange `loanbilling.events` (durable, topic), routing key
+`loanbilling.v1.event.<kind>` (e.g. `loanbilling.v1.event.payment_received`),
+persistent, body the protobuf `microfin.loanbilling.v1.Event`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import random
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import aio_pika
+import psycopg2
+from aio_pika.abc import AbstractConnection, AbstractExchange
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
+from yarl import URL
+
+from loanbilling.api.convert import event_to_pb
+from loanbilling.domain.events import EventKind
+from loanbilling.storage.database import is_postgresql, transaction
+from loanbilling.storage.event_store import StoredEvent, events_after
+from loanbilling.storage.tables import consumer_cursors
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CURSOR_NAME = "amqp-relay"
+DEFAULT_EXCHANGE = "loanbilling.events"
+ROUTING_KEY_PREFIX = "loanbilling.v1.event."
+CONTENT_TYPE = "application/x-protobuf"
+MESSAGE_TYPE = "microfin.loanbilling.v1.Event"
+APPLICATION_NAME = "loanbilling-amqp-relay"
+
+# The leader's own PostgreSQL connection: fail fast, and notice a dead server
+# (hence a lost lock) within seconds rather than at TCP's leisure.
+LOCK_CONNECT_ARGS = {
+    "connect_timeout": 3,
+    "application_name": APPLICATION_NAME,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
+
+
+def routing_key(kind: EventKind) -> str:
+    return ROUTING_KEY_PREFIX + kind.value.lower()
+
+
+def to_message(event: StoredEvent) -> aio_pika.Message:
+    created = event.created_at
+    if created.tzinfo is None:  # SQLite returns naive datetimes; they were written in UTC
+        created = created.replace(tzinfo=dt.UTC)
+    return aio_pika.Message(
+        event_to_pb(event).SerializeToString(),
+        content_type=CONTENT_TYPE,
+        type=MESSAGE_TYPE,
+        message_id=str(event.sequence),
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        timestamp=created,
+        app_id="loanbilling",
+        headers={
+            "sequence": event.sequence,
+            "kind": event.kind.value,
+            "loan_id": event.loan_id,
+        },
+    )
+
+
+# The cursor
+
+
+def read_cursor(conn: Connection, name: str) -> int:
+    """The last sequence the broker confirmed; 0 when the consumer never ran."""
+    value = conn.execute(
+        select(consumer_cursors.c.last_sequence).where(consumer_cursors.c.name == name)
+    ).scalar_one_or_none()
+    return value or 0
+
+
+def advance_cursor(conn: Connection, name: str, sequence: int) -> None:
+    """Inserts or moves the cursor forward; never back (a deposed leader may write late)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(consumer_cursors).values(
+        name=name, last_sequence=sequence, updated_at=dt.datetime.now(dt.UTC)
+    )
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[consumer_cursors.c.name],
+            set_={
+                "last_sequence": statement.excluded.last_sequence,
+                "updated_at": statement.excluded.updated_at,
+            },
+            where=consumer_cursors.c.last_sequence < statement.excluded.last_sequence,
+        )
+    )
+
+
+# Leadership
+
+
+class _Alone:
+    """SQLite: one process serves the database, so it leads."""
+
+    def try_acquire(self) -> bool:
+        return True
+
+    def check(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+
+class _AdvisoryLock:
+    """A PostgreSQL session advisory lock on a dedicated autocommit connection.
+
+    Blocking: called on the relay's worker thread. The lock lasts as long as the
+    session, so checking that the connection still answers checks the lock."""
+
+    def __init__(self, engine: Engine, key: int) -> None:
+        args, kwargs = engine.dialect.create_connect_args(engine.url)
+        self._connect = lambda: psycopg2.connect(*args, **{**LOCK_CONNECT_ARGS, **kwargs})
+        self.key = key
+        self._conn = None
+
+    def try_acquire(self) -> bool:
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+                self._conn.autocommit = True
+            with self._conn.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))
+                return bool(cursor.fetchone()[0])
+        except psycopg2.Error:
+            self.release()
+            raise
+
+    def check(self) -> None:
+        try:
+            with self._conn.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except psycopg2.Error as error:
+            raise LeadershipLost(f"lost the leader's database session: {error}") from error
+
+    def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()  # ending the session releases the lock
+
+
+class LeadershipLost(Exception):
+    pass
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory lock key for a consumer name."""
+    digest = hashlib.blake2b(f"loanbilling:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+# The relay
+
+
+class AmqpRelay:
+    def __init__(
+        self,
+        engine: Engine,
+        amqp_url: str,
+        *,
+        exchange: str = DEFAULT_EXCHANGE,
+        name: str = CURSOR_NAME,
+        page_size: int = 500,
+        tick_s: float = 1.0,
+        leader_poll_s: float = 5.0,
+        min_backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        connect_timeout_s: float = 10.0,
+        confirm_timeout_s: float = 30.0,
+    ) -> None:
+        url = URL(amqp_url)
+        if url.scheme not in ("amqp", "amqps") or not url.host:
+            raise ValueError(f"not an AMQP URL: {amqp_url!r} (amqp://user:password@host:5672/)")
+        self.engine = engine
+        self.amqp_url = amqp_url
+        self.exchange_name = exchange
+        self.name = name
+        self.page_size = page_size
+        self.tick_s = tick_s
+        self.leader_poll_s = leader_poll_s
+        self.min_backoff_s = min_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.connect_timeout_s = connect_timeout_s
+        self.confirm_timeout_s = confirm_timeout_s
+        self.where = str(url.with_password(None) if url.password else url)
+        # Observable state, for logs and tests.
+        self.leading = False
+        self.last_confirmed: int | None = None
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._backoff = min_backoff_s
+        self._connection: AbstractConnection | None = None
+        self._worker: ThreadPoolExecutor | None = None
+        self._lock = _AdvisoryLock(engine, lock_key(name)) if is_postgresql(engine) else _Alone()
+
+    def wake(self) -> None:
+        """Safe from any thread: new events may have been numbered."""
+        loop = self._loop
+        if loop is None:
+            return  # not running yet: it reads from its cursor when it starts
+        try:
+            loop.call_soon_threadsafe(self._wake.set)
+        except RuntimeError:  # the loop is closed: the relay has stopped
+            pass
+
+    async def run(self) -> None:
+        """Relays until cancelled. Outages are logged and retried with backoff."""
+        self._loop = asyncio.get_running_loop()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="amqp-relay")
+        standing_by = False
+        try:
+            while True:
+                try:
+                    leader = await self._blocking(self._lock.try_acquire)
+                except Exception as error:  # noqa: BLE001 - the database may be away; retry
+                    log.warning("amqp relay: cannot contend for leadership: %s", error)
+                    await self._back_off()
+                    continue
+                if not leader:
+                    if not standing_by:
+                        log.info("amqp relay: another replica relays; standing by")
+                        standing_by = True
+                    await asyncio.sleep(self.leader_poll_s)
+                    continue
+                standing_by = False
+                self.leading = True
+                try:
+                    await self._lead()
+                except Exception as error:  # noqa: BLE001 - broker or database outage; retry
+                    log.warning("amqp relay: %s", _describe(error))
+                finally:
+                    self.leading = False
+                    await self._step_down()
+                await self._back_off()
+        finally:
+            self._loop = None
+            # A standby's session (no lock held) closes on the worker, off the loop.
+            self._worker.submit(self._lock.release)
+            self._worker.shutdown(wait=False)
+
+    async def _lead(self) -> None:
+        """Relays while leader; returns only by raising."""
+        self._connection = await aio_pika.connect(
+            self.amqp_url,
+            timeout=self.connect_timeout_s,
+            client_properties={"connection_name": APPLICATION_NAME},
+        )
+        # Wake the idle loop so that a lost connection is noticed at once.
+        self._connection.close_callbacks.add(lambda *_: self.wake())
+        channel = await self._connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(
+            self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        cursor = await self._read(read_cursor, self.name)
+        self.last_confirmed = cursor
+        log.info(
+            "amqp relay: leading; publishing events after %d to exchange %r at %s",
+            cursor,
+            self.exchange_name,
+            self.where,
+        )
+        while True:
+            await self._blocking(self._lock.check)
+            if self._connection.is_closed:
+                raise ConnectionError("the broker closed the connection")
+            page = await self._read(events_after, cursor, limit=self.page_size)
+            if page:
+                cursor = await self._publish(exchange, page)
+            self._backoff = self.min_backoff_s  # relaying: healthy again
+            if len(page) == self.page_size:
+                continue
+            # asyncio.timeout, not wait_for: see EventHub.run.
+            try:
+                async with asyncio.timeout(self.tick_s):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def _publish(self, exchange: AbstractExchange, page: list[StoredEvent]) -> int:
+        """Publishes a page, then records the confirmed prefix; returns the new cursor.
+
+        Publishes are pipelined on one channel: aiormq writes them in call order
+        (a fair lock around each write), so they reach queues in sequence order."""
+        async with asyncio.timeout(self.confirm_timeout_s):
+            results = await asyncio.gather(
+                *(
+                    exchange.publish(to_message(event), routing_key(event.kind), mandatory=False)
+                    for event in page
+                ),
+                return_exceptions=True,
+            )
+        failed = next((i for i, r in enumerate(results) if isinstance(r, BaseException)), None)
+        confirmed = page if failed is None else page[:failed]
+        if confirmed:
+            last = confirmed[-1].sequence
+            await self._write(advance_cursor, self.name, last)
+            self.last_confirmed = last
+        if failed is not None:
+            raise results[failed]
+        return page[-1].sequence
+
+    async def _step_down(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.is_closed:
+            try:
+                async with asyncio.timeout(2.0):
+                    await connection.close()
+            except Exception as error:  # noqa: BLE001 - it is being dropped anyway
+                log.debug("amqp relay: closing the broker connection: %s", error)
+        try:
+            async with asyncio.timeout(5.0):
+                await self._blocking(self._lock.release)
+        except Exception as error:  # noqa: BLE001 - a dead session releases the lock too
+            log.debug("amqp relay: releasing leadership: %s", error)
+
+    async def _back_off(self) -> None:
+        delay = self._backoff * random.uniform(0.75, 1.25)
+        self._backoff = min(self._backoff * 2, self.max_backoff_s)
+        await asyncio.sleep(delay)
+
+    async def _blocking(self, fn: Callable[..., T], *args) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+
+    async def _read(self, fn: Callable[..., T], *args, **kwargs) -> T:
+        def work() -> T:
+            with transaction(self.engine, write=False) as conn:
+                return fn(conn, *args, **kwargs)
+
+        return await self._blocking(work)
+
+    async def _write(self, fn: Callable[..., T], *args) -> T:
+        def work() -> T:
+            with transaction(self.engine, write=True) as conn:
+                return fn(conn, *args)
+
+        return await self._blocking(work)
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error) or repr(error)
+    return f"{type(error).__name__}: {text}"
