@@ -33,7 +33,7 @@ class CustomerDetails:
             refusals.add("name", "must not contain control characters")
         if not email:
             refusals.add("email", "is required")
-        elif len(email) > MAX_EMAIL or not EMAIL.fullmatch(email):
+        elif len(email) > MAX_EMAIL or not EMAIL.fullmatch(email) or not email.isprintable():
             refusals.add(
                 "email", f"must be an address like name@example.com, at most {MAX_EMAIL} characters"
             )
