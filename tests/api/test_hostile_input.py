@@ -12,10 +12,9 @@ from google.type import date_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from microfin.loanbilling.v1 import analytics_service_pb2 as analytics
-from microfin.loanbilling.v1 import analytics_service_pb2_grpc
+from microfin.loanbilling.v1 import analytics_service_pb2_grpc, notification_service_pb2_grpc
 from microfin.loanbilling.v1 import loan_service_pb2 as api
 from microfin.loanbilling.v1 import notification_service_pb2 as notify
-from microfin.loanbilling.v1 import notification_service_pb2_grpc
 
 from tests.conftest import START
 from tests.support.api import create_canonical_loan, create_customer, row_counts
