@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import logging
 import sys
+from dataclasses import fields
 
 from loanbilling.clock import BusinessClock
 from loanbilling.config import Settings, add_flags
@@ -32,16 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the gRPC API until SIGTERM/SIGINT")
-    add_flags(
-        serve,
-        "listen",
-        "database_url",
-        "time_zone",
-        "log_level",
-        "db_pool_size",
-        "shutdown_grace_s",
-        "health_interval_s",
-    )
+    add_flags(serve, *(f.name for f in fields(Settings)))
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
     add_flags(migrate, "database_url", "log_level")
     sweep = commands.add_parser(

@@ -116,7 +116,11 @@ def _is_unavailable(error: Exception) -> bool:
     if isinstance(error, sa_exc.TimeoutError):  # no pooled connection in time
         return True
     if isinstance(error, sa_exc.DBAPIError):
-        return error.connection_invalidated or isinstance(error, sa_exc.OperationalError)
+        # OperationalError: refused, dropped or timed-out connections; InterfaceError:
+        # a connection the server closed under us.
+        return error.connection_invalidated or isinstance(
+            error, sa_exc.OperationalError | sa_exc.InterfaceError
+        )
     return False
 
 

@@ -1,0 +1,61 @@
+"""The invariants the books must satisfy after any scenario, checked in SQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from loanbilling.storage.tables import events, installments, loans, payments
+
+
+def assert_books_exact(engine) -> dict[str, int]:
+    """total - sum(payments) == outstanding >= 0 for every loan; each installment
+    settled at most once and exactly weeks 1..paid_count; events numbered without
+    gaps. Returns a few counts for the caller's figures."""
+    with engine.connect() as conn:
+        paid = dict(
+            conn.execute(
+                select(payments.c.loan_id, func.sum(payments.c.amount)).group_by(payments.c.loan_id)
+            ).all()
+        )
+        settled = dict(
+            conn.execute(
+                select(installments.c.loan_id, func.count())
+                .where(installments.c.payment_id.is_not(None))
+                .group_by(installments.c.loan_id)
+            ).all()
+        )
+        rows = conn.execute(
+            select(loans.c.id, loans.c.total_amount, loans.c.outstanding_amount, loans.c.paid_count)
+        ).all()
+        for loan in rows:
+            total_paid = int(paid.get(loan.id, 0))
+            assert loan.total_amount - total_paid == loan.outstanding_amount >= 0, loan
+            assert settled.get(loan.id, 0) == loan.paid_count, loan
+        # Payments of a loan settle consecutive weeks, each exactly once.
+        for loan_id, weeks in conn.execute(
+            select(payments.c.loan_id, func.count()).group_by(payments.c.loan_id)
+        ).all():
+            spans = conn.execute(
+                select(payments.c.first_week, payments.c.last_week)
+                .where(payments.c.loan_id == loan_id)
+                .order_by(payments.c.first_week)
+            ).all()
+            expected = 1
+            for first, last in spans:
+                assert first == expected, (loan_id, spans)
+                expected = last + 1
+        numbered = (
+            conn.execute(
+                select(events.c.sequence)
+                .where(events.c.sequence.is_not(None))
+                .order_by(events.c.sequence)
+            )
+            .scalars()
+            .all()
+        )
+        assert numbered == list(range(1, len(numbered) + 1)), "event sequence has a gap"
+        return {
+            "loans": len(rows),
+            "payments": conn.execute(select(func.count()).select_from(payments)).scalar_one(),
+            "events": len(numbered),
+        }
