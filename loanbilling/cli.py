@@ -10,6 +10,8 @@ import logging
 import sys
 from dataclasses import fields
 
+from sqlalchemy.exc import DBAPIError
+
 from loanbilling.clock import BusinessClock
 from loanbilling.config import Settings, add_flags
 from loanbilling.domain.errors import DomainError
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if settings.log_level.upper() != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # noise in cron logs
     try:
         if args.command == "migrate":
             return _migrate(settings)
@@ -82,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     except DomainError as error:
         print(f"loanbilling: {error.message}", file=sys.stderr)
         return 2
+    except DBAPIError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        print(f"loanbilling: cannot reach the database: {reason}", file=sys.stderr)
+        return 4
     except (ValueError, OSError) as error:
         print(f"loanbilling: {error}", file=sys.stderr)
         return 2
@@ -107,7 +115,10 @@ def _sweep(settings: Settings, as_of: dt.date | None) -> int:
         # Number this run's events as it goes: no server needs to be running.
         events_written=lambda: assign_all(engine),
     )
-    report = sweeps.run(as_of)
+    try:
+        report = sweeps.run(as_of)
+    finally:
+        engine.dispose()
     print(
         json.dumps(
             {
@@ -119,7 +130,6 @@ def _sweep(settings: Settings, as_of: dt.date | None) -> int:
             }
         )
     )
-    engine.dispose()
     return 0
 
 

@@ -25,6 +25,7 @@ from loanbilling.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    OutOfRange,
     PaymentAmountRefused,
 )
 
@@ -80,6 +81,8 @@ def status_for(error: DomainError) -> grpc.Status:
         )
     elif isinstance(error, AlreadyExists):
         code = code_pb2.ALREADY_EXISTS
+    elif isinstance(error, OutOfRange):
+        code = code_pb2.OUT_OF_RANGE
     else:
         code = code_pb2.FAILED_PRECONDITION
     return rpc_status.to_status(

@@ -71,6 +71,12 @@ class FailedPrecondition(DomainError):
     reason = "FAILED_PRECONDITION"
 
 
+class OutOfRange(DomainError):
+    """A position past the end of what exists, e.g. a stream cursor ahead of the outbox."""
+
+    reason = "OUT_OF_RANGE"
+
+
 class AlreadyExists(DomainError):
     """An idempotency key reused for a different request (ALREADY_EXISTS)."""
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from loanbilling.domain.errors import OutOfRange
 from loanbilling.storage.database import transaction
 from loanbilling.storage.event_store import EventFilter, StoredEvent, events_after, last_sequence
 
@@ -128,6 +129,15 @@ class EventHub:
     ) -> AsyncIterator[StoredEvent | Heartbeat]:
         """Matching events after `after_sequence` in order, then live ones; a
         Heartbeat whenever none came for `heartbeat_s` seconds."""
+        if after_sequence > self.last:
+            newest = await self._read(last_sequence)
+            if after_sequence > newest:
+                # A cursor from another database (or one restored from an older
+                # backup): following it would silently skip real events.
+                raise OutOfRange(
+                    f"after_sequence {after_sequence} is past the newest event "
+                    f"({newest}); resume from a sequence this service gave you"
+                )
         cursor = after_sequence
         self.subscribers += 1
         try:

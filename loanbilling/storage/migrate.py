@@ -41,6 +41,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def check_schema(engine: Engine) -> None:
     """Refuses to serve on a schema that is missing, behind, or newer than this code."""
+    path = engine.url.database
+    if engine.dialect.name == "sqlite" and path and path != ":memory:" and not Path(path).exists():
+        # Connecting would create an empty file; say what to do instead.
+        raise SchemaMismatch(f"there is no database at {path}: run `loanbilling migrate`")
     current = current_revision(engine)
     head = head_revision()
     if current == head:

@@ -303,3 +303,12 @@ def test_sequences_are_gap_free_under_concurrent_writers(engine, billing, clock)
             r.week_number for r in rows if r.loan_id == loan_id and r.kind == "PAYMENT_RECEIVED"
         ]
         assert weeks == list(range(1, 11))
+
+
+def test_stream_refuses_a_cursor_past_the_newest_event(stub, notifications):
+    create_canonical_loan(stub, create_customer(stub), START)
+    assert read_events(notifications, 1, after_sequence=0, kinds=ALL_KINDS)[0].sequence == 1
+    with pytest.raises(grpc.RpcError) as refused:
+        read_events(notifications, 1, after_sequence=1000)
+    assert refused.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert "past the newest event (1)" in refused.value.details()

@@ -104,7 +104,8 @@ class ServerProcess:
             "2",
             *self.args,
         ]
-        with open(self.log_path, "wb") as log:
+        # Appended to: a restarted server (same port) keeps its earlier output.
+        with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
@@ -149,6 +150,21 @@ class ServerProcess:
 
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
+
+    def kill(self) -> int:
+        """SIGKILL: a crash, nothing cleaned up. Returns the exit status (-9)."""
+        self.proc.kill()
+        return self.proc.wait(timeout=STOP_TIMEOUT_S)
+
+    def restart(self) -> ServerProcess:
+        """Stops the server if it runs, then starts it again on the same port."""
+        self.stop()
+        self.start()
+        try:
+            return self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
 
     def wait(self, timeout: float = STOP_TIMEOUT_S) -> int:
         return self.proc.wait(timeout=timeout)

@@ -8,7 +8,11 @@ fenced block is what it prints:
 - ```json trimmed   stdout, compared as JSON: every field shown must be there
   with that value (lists whole), fields left out are not checked;
 - ```text      stdout line by line; a block starting with `ERROR:` is
-  grpcurl's error report instead, on stderr with a non-zero exit status.
+  grpcurl's error report instead, on stderr with a non-zero exit status;
+- ```json stream trimmed   a server stream: the command bounds itself with
+  `-max-time`, at which grpcurl stops with DeadlineExceeded (accepted, like a
+  0 exit status); stdout is the messages, one JSON object after another,
+  compared as a list (the same number of messages) each like `json trimmed`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ BEGIN = "<!-- walkthrough:begin -->"
 END = "<!-- walkthrough:end -->"
 README_ADDRESS = "127.0.0.1:50051"
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+KINDS = {"json", "json trimmed", "text", "json stream trimmed"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,10 @@ class Step:
     def rpc(self) -> str:
         return self.command.split()[-1]
 
+    @property
+    def streams(self) -> bool:
+        return self.kind.startswith("json stream")
+
 
 def walkthrough_steps(text: str | None = None) -> list[Step]:
     text = README.read_text() if text is None else text
@@ -60,9 +69,12 @@ def walkthrough_steps(text: str | None = None) -> list[Step]:
             _, kind, expected = next(blocks_iter)
         except StopIteration:
             raise ValueError(f"README.md:{line}: command without an output block") from None
-        if kind not in {"json", "json trimmed", "text"}:
+        if kind not in KINDS:
             raise ValueError(f"README.md:{line}: output block kind {kind!r} is not checkable")
-        steps.append(Step(line, body.strip(), kind, expected))
+        step = Step(line, body.strip(), kind, expected)
+        if step.streams and "-max-time" not in shlex.split(step.command.replace("\\\n", " ")):
+            raise ValueError(f"README.md:{line}: a stream must end by itself: add -max-time")
+        steps.append(step)
     return steps
 
 
@@ -87,8 +99,37 @@ def assert_contains(expected, actual, path: str = "$") -> None:
         assert expected == actual, f"{path}: expected {expected!r}, got {actual!r}"
 
 
+def json_values(text: str) -> list:
+    """The JSON values of `text`, one after another (as grpcurl prints a stream)."""
+    decoder, values, at = json.JSONDecoder(), [], 0
+    while (at := _skip_space(text, at)) < len(text):
+        value, at = decoder.raw_decode(text, at)
+        values.append(value)
+    return values
+
+
+def _skip_space(text: str, at: int) -> int:
+    while at < len(text) and text[at].isspace():
+        at += 1
+    return at
+
+
+def _ended_by_max_time(returncode: int, stderr: str) -> bool:
+    """grpcurl's -max-time ended the call: DeadlineExceeded, exit status 64 + 4."""
+    return returncode == 68 and "Code: DeadlineExceeded" in stderr
+
+
 def check_output(step: Step, returncode: int, stdout: str, stderr: str) -> None:
     where = f"README.md:{step.line} ({step.rpc})"
+    if step.streams:
+        assert returncode == 0 or _ended_by_max_time(returncode, stderr), (
+            f"{where}: grpcurl exited {returncode}:\n{stderr}"
+        )
+        try:
+            assert_contains(json_values(step.expected), json_values(stdout))
+        except AssertionError as error:
+            raise AssertionError(f"{where}: {error}; grpcurl printed:\n{stdout}") from None
+        return
     if step.kind == "text" and step.expected.startswith("ERROR:"):
         assert returncode != 0, f"{where}: expected an error, got:\n{stdout}"
         assert _lines(stderr) == _lines(step.expected), f"{where}: grpcurl said:\n{stderr}"

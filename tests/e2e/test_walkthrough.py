@@ -19,10 +19,22 @@ def test_readme_walkthrough_is_complete():
     steps = readme.walkthrough_steps()
     rpcs = [step.rpc for step in steps]
     assert rpcs[0] == "list"
-    for rpc in ("CreateCustomer", "CreateLoan", "MakePayment", "GetOutstanding", "IsDelinquent"):
+    for rpc in (
+        "CreateCustomer",
+        "CreateLoan",
+        "MakePayment",
+        "GetOutstanding",
+        "IsDelinquent",
+        "RunDelinquencySweep",
+    ):
         assert f"{SERVICE}/{rpc}" in rpcs, f"the README walkthrough lost its {rpc} step"
+    for rpc in (
+        "microfin.loanbilling.v1.NotificationService/StreamNotifications",
+        "microfin.loanbilling.v1.AnalyticsService/GetPortfolioSummary",
+    ):
+        assert rpc in rpcs, f"the README walkthrough lost its {rpc} step"
     kinds = {step.kind for step in steps}
-    assert kinds == {"text", "json", "json trimmed"}
+    assert kinds == {"text", "json", "json trimmed", "json stream trimmed"}
     assert any(step.expected.startswith("ERROR:") for step in steps)
     assert any('"replayed": true' in step.expected for step in steps)
 
