@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if settings.log_level.upper() != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)  # noise in cron logs
+        # aiormq logs a traceback per lost broker connection; the relay logs one line.
+        logging.getLogger("aiormq").setLevel(logging.CRITICAL)
     try:
         if args.command == "migrate":
             return _migrate(settings)

@@ -35,6 +35,10 @@ class Settings:
     reminder_days: int = 1
     # Seconds of silence after which a notification stream sends a heartbeat.
     stream_heartbeat_s: float = 15.0
+    # RabbitMQ to relay every event to (amqp://user:password@host:5672/vhost); empty: none.
+    amqp_url: str = ""
+    # The durable topic exchange the relay publishes to.
+    amqp_exchange: str = "loanbilling.events"
 
     def __post_init__(self) -> None:
         try:
@@ -53,6 +57,10 @@ class Settings:
             raise ValueError("reminder_days must be between 0 and 6")
         if self.stream_heartbeat_s <= 0:
             raise ValueError("stream_heartbeat_s must be more than 0")
+        if self.amqp_url and not self.amqp_url.startswith(("amqp://", "amqps://")):
+            raise ValueError("amqp_url must be empty (no relay) or amqp://user:password@host/")
+        if not self.amqp_exchange:
+            raise ValueError("amqp_exchange must not be empty")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
 

@@ -29,6 +29,7 @@ from loanbilling.clock import BusinessClock
 from loanbilling.config import Settings
 from loanbilling.events.hub import EventHub
 from loanbilling.events.listener import listen
+from loanbilling.events.relay import AmqpRelay
 from loanbilling.events.sequencer import NOTIFY_CHANNEL, run_sequencer
 from loanbilling.services.analytics import AnalyticsService
 from loanbilling.services.billing import BillingService
@@ -95,9 +96,20 @@ async def start(
     loop = asyncio.get_running_loop()
     executor = ThreadPoolExecutor(max_workers=settings.db_pool_size, thread_name_prefix="db")
 
-    # A commit that wrote events wakes the sequencer; numbered events wake the hub.
+    # A commit that wrote events wakes the sequencer; numbered events wake the hub
+    # and the relay, here and (PostgreSQL NOTIFY) on every replica.
     hub = EventHub(engine, executor)
+    relay = (
+        AmqpRelay(engine, settings.amqp_url, exchange=settings.amqp_exchange)
+        if settings.amqp_url
+        else None
+    )
     sequencer_wake = asyncio.Event()
+
+    def numbered() -> None:
+        hub.wake()
+        if relay is not None:
+            relay.wake()
 
     def events_written() -> None:
         loop.call_soon_threadsafe(sequencer_wake.set)
@@ -141,10 +153,12 @@ async def start(
     app._tasks += [
         asyncio.create_task(_watch_database(app), name="health"),
         asyncio.create_task(hub.run(), name="hub"),
-        asyncio.create_task(run_sequencer(engine, sequencer_wake, hub.wake), name="sequencer"),
+        asyncio.create_task(run_sequencer(engine, sequencer_wake, numbered), name="sequencer"),
     ]
     if is_postgresql(engine):
-        app._tasks.append(asyncio.create_task(listen(engine, NOTIFY_CHANNEL, hub.wake)))
+        app._tasks.append(asyncio.create_task(listen(engine, NOTIFY_CHANNEL, numbered)))
+    if relay is not None:
+        app._tasks.append(asyncio.create_task(relay.run(), name="amqp-relay"))
     if settings.sweep_interval_s > 0:
         app._tasks.append(asyncio.create_task(_sweep_periodically(sweeps, executor, settings)))
     log.info("serving on %s (port %d)", settings.listen, port)

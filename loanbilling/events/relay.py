@@ -224,6 +224,7 @@ class AmqpRelay:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._backoff = min_backoff_s
         self._connection: AbstractConnection | None = None
+        self._lost: str | None = None  # why the broker connection closed, once it has
         self._worker: ThreadPoolExecutor | None = None
         self._lock = _AdvisoryLock(engine, lock_key(name)) if is_postgresql(engine) else _Alone()
 
@@ -247,10 +248,10 @@ class AmqpRelay:
                 try:
                     leader = await self._blocking(self._lock.try_acquire)
                 except Exception as error:  # noqa: BLE001 - the database may be away; retry
-                    log.warning("amqp relay: cannot contend for leadership: %s", error)
-                    await self._back_off()
+                    await self._back_off("cannot contend for leadership", error)
                     continue
                 if not leader:
+                    self._backoff = self.min_backoff_s  # the database answers
                     if not standing_by:
                         log.info("amqp relay: another replica relays; standing by")
                         standing_by = True
@@ -258,14 +259,15 @@ class AmqpRelay:
                     continue
                 standing_by = False
                 self.leading = True
+                failure: Exception = RuntimeError("relaying ended")  # _lead only raises
                 try:
                     await self._lead()
                 except Exception as error:  # noqa: BLE001 - broker or database outage; retry
-                    log.warning("amqp relay: %s", _describe(error))
+                    failure = error
                 finally:
                     self.leading = False
                     await self._step_down()
-                await self._back_off()
+                await self._back_off("stopped relaying", failure)
         finally:
             self._loop = None
             # A standby's session (no lock held) closes on the worker, off the loop.
@@ -274,13 +276,13 @@ class AmqpRelay:
 
     async def _lead(self) -> None:
         """Relays while leader; returns only by raising."""
+        self._lost = None
         self._connection = await aio_pika.connect(
             self.amqp_url,
             timeout=self.connect_timeout_s,
             client_properties={"connection_name": APPLICATION_NAME},
         )
-        # Wake the idle loop so that a lost connection is noticed at once.
-        self._connection.close_callbacks.add(lambda *_: self.wake())
+        self._connection.close_callbacks.add(self._on_close)
         channel = await self._connection.channel(publisher_confirms=True)
         exchange = await channel.declare_exchange(
             self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
@@ -295,8 +297,7 @@ class AmqpRelay:
         )
         while True:
             await self._blocking(self._lock.check)
-            if self._connection.is_closed:
-                raise ConnectionError("the broker closed the connection")
+            self._raise_if_lost()
             page = await self._read(events_after, cursor, limit=self.page_size)
             if page:
                 cursor = await self._publish(exchange, page)
@@ -316,14 +317,23 @@ class AmqpRelay:
 
         Publishes are pipelined on one channel: aiormq writes them in call order
         (a fair lock around each write), so they reach queues in sequence order."""
-        async with asyncio.timeout(self.confirm_timeout_s):
-            results = await asyncio.gather(
-                *(
-                    exchange.publish(to_message(event), routing_key(event.kind), mandatory=False)
-                    for event in page
-                ),
-                return_exceptions=True,
-            )
+        try:
+            async with asyncio.timeout(self.confirm_timeout_s):
+                results = await asyncio.gather(
+                    *(
+                        exchange.publish(
+                            to_message(event), routing_key(event.kind), mandatory=False
+                        )
+                        for event in page
+                    ),
+                    return_exceptions=True,
+                )
+        except TimeoutError:
+            self._raise_if_lost()
+            raise TimeoutError(
+                f"the broker confirmed events {page[0].sequence}..{page[-1].sequence} "
+                f"not within {self.confirm_timeout_s:.0f}s (blocked by a resource alarm?)"
+            ) from None
         failed = next((i for i, r in enumerate(results) if isinstance(r, BaseException)), None)
         confirmed = page if failed is None else page[:failed]
         if confirmed:
@@ -331,8 +341,19 @@ class AmqpRelay:
             await self._write(advance_cursor, self.name, last)
             self.last_confirmed = last
         if failed is not None:
+            self._raise_if_lost()
             raise results[failed]
         return page[-1].sequence
+
+    def _on_close(self, connection, error: BaseException | None = None) -> None:
+        if connection is not self._connection:
+            return  # one the relay dropped itself
+        self._lost = str(error) if error else "closed"
+        self.wake()  # the idle loop notices at once
+
+    def _raise_if_lost(self) -> None:
+        if self._lost is not None:
+            raise ConnectionError(f"lost the broker connection: {self._lost}")
 
     async def _step_down(self) -> None:
         connection, self._connection = self._connection, None
@@ -348,9 +369,10 @@ class AmqpRelay:
         except Exception as error:  # noqa: BLE001 - a dead session releases the lock too
             log.debug("amqp relay: releasing leadership: %s", error)
 
-    async def _back_off(self) -> None:
+    async def _back_off(self, what: str, error: BaseException) -> None:
         delay = self._backoff * random.uniform(0.75, 1.25)
         self._backoff = min(self._backoff * 2, self.max_backoff_s)
+        log.warning("amqp relay: %s: %s; retrying in %.1fs", what, _describe(error), delay)
         await asyncio.sleep(delay)
 
     async def _blocking(self, fn: Callable[..., T], *args) -> T:
@@ -372,5 +394,5 @@ class AmqpRelay:
 
 
 def _describe(error: BaseException) -> str:
-    text = str(error) or repr(error)
+    text = " ".join(str(error).split()) or repr(error)  # psycopg2's run over lines
     return f"{type(error).__name__}: {text}"

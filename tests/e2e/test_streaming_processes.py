@@ -416,7 +416,14 @@ def test_kill_9_of_the_writer_mid_burst_loses_no_event(replicas, streams):
         loans = [setup.loan(setup.customer(f"Borrower {i}")) for i in range(4)]
     finally:
         setup.close()
-    watching = streams(b.address, after_sequence=len(loans))  # after the creations
+    # A cursor must be one the service gave out (a later one is OUT_OF_RANGE): wait
+    # until the creations are numbered and delivered, then follow from there.
+    creations = streams(b.address, after_sequence=0)
+    creations.opened()
+    created = [event for _, event in creations.events(len(loans), timeout=10)]
+    creations.close()
+    assert created[-1].sequence == len(loans)
+    watching = streams(b.address, after_sequence=len(loans))
     assert watching.opened() == len(loans)
 
     # One payer per loan, paying week after week through A until A dies.
