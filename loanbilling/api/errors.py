@@ -58,7 +58,11 @@ def status_for(error: DomainError) -> grpc.Status:
             )
         )
         if isinstance(error, PaymentAmountRefused):
-            info.metadata["accepted_amounts"] = ",".join(map(str, error.accepted_amounts))
+            accepted = error.accepted_amounts
+            info.metadata["accepted_amounts"] = ",".join(map(str, accepted[: error.SHOWN]))
+            info.metadata["accepted_amounts_count"] = str(len(accepted))
+            if accepted:
+                info.metadata["max_accepted_amount"] = str(accepted[-1])
     elif isinstance(error, NotFound):
         code = code_pb2.NOT_FOUND
         details.append(

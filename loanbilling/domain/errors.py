@@ -39,12 +39,23 @@ class InvalidArgument(DomainError):
 
 
 class PaymentAmountRefused(InvalidArgument):
-    """The amount is not one of the amounts payable now; lists the ones that are."""
+    """The amount is not one of the amounts payable now; lists the ones that are.
+
+    A loan far behind can have hundreds of accepted amounts: the message names
+    the first few and how many there are, so that it stays well within the 16 KB
+    of metadata a gRPC client accepts.
+    """
 
     reason = "PAYMENT_AMOUNT_NOT_ACCEPTED"
+    SHOWN = 10
 
     def __init__(self, amount: int, accepted_amounts: list[int], currency_code: str) -> None:
-        shown = ", ".join(f"{a:,}" for a in accepted_amounts)
+        shown = ", ".join(f"{a:,}" for a in accepted_amounts[: self.SHOWN])
+        if len(accepted_amounts) > self.SHOWN:
+            shown += (
+                f", ... ({len(accepted_amounts)} amounts in all: the oldest 1 to "
+                f"{len(accepted_amounts)} unpaid installments, up to {accepted_amounts[-1]:,})"
+            )
         super().__init__(
             [
                 FieldViolation(

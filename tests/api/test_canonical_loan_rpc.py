@@ -189,3 +189,21 @@ def test_start_date_defaults_to_business_date(stub, clock):
     loan = stub.CreateLoan(request).loan
     assert py_date(loan.start_date) == clock.current
     assert py_date(loan.schedule[0].due_date) == dt.date(2026, 3, 9)
+
+
+def test_refusal_of_a_loan_far_behind_stays_small(stub, clock):
+    """520 accepted amounts would not fit a client's 16 KB of metadata: the
+    refusal names the first ten and how many there are."""
+    loan_id = create_canonical_loan(stub, create_customer(stub), START, weeks=520).id
+    clock.current = due(520)
+    with pytest.raises(grpc.RpcError) as refused:
+        pay(stub, loan_id, 1)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "(520 amounts in all: the oldest 1 to 520 unpaid installments, up to 5,500,000)" in (
+        refused.value.details()
+    )
+    info = details_of(refused.value)["ErrorInfo"]
+    assert info.metadata["accepted_amounts"].split(",")[:2] == ["10576", "21152"]
+    assert len(info.metadata["accepted_amounts"].split(",")) == 10
+    assert info.metadata["accepted_amounts_count"] == "520"
+    assert info.metadata["max_accepted_amount"] == "5500000"

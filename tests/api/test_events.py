@@ -312,3 +312,53 @@ def test_stream_refuses_a_cursor_past_the_newest_event(stub, notifications):
         read_events(notifications, 1, after_sequence=1000)
     assert refused.value.code() == grpc.StatusCode.OUT_OF_RANGE
     assert "past the newest event (1)" in refused.value.details()
+
+
+def test_a_thousand_streams_and_a_stalled_one_hold_back_no_one(server, stub, clock):
+    """1,000 idle subscribers and one that never reads: unary calls still work and
+    a reading subscriber still gets every event."""
+    import asyncio
+
+    loan_id = create_canonical_loan(
+        stub, create_customer(stub), START, weeks=520, principal_amount=52_000_000
+    ).id  # 520 installments of 110,000
+    clock.current = due(520)
+    ready, done = threading.Event(), threading.Event()
+    report: dict[str, object] = {}
+
+    async def subscribers() -> None:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            streams = notification_service_pb2_grpc.NotificationServiceStub(channel)
+            idle = [
+                streams.StreamNotifications(notify.StreamNotificationsRequest())
+                for _ in range(1000)
+            ]
+            # Never read: its flow-control window fills and the server's writes wait.
+            stalled = streams.StreamNotifications(
+                notify.StreamNotificationsRequest(kinds=ALL_KINDS)
+            )
+            reader = streams.StreamNotifications(notify.StreamNotificationsRequest(kinds=ALL_KINDS))
+            ready.set()
+            got = 0
+            async for message in reader:
+                if message.HasField("event"):
+                    got += 1
+                    if got == 1 + 300:  # the creation, then every payment
+                        break
+            report["reader"] = got
+            for call in [*idle, stalled, reader]:
+                call.cancel()
+        done.set()
+
+    thread = threading.Thread(target=lambda: asyncio.run(subscribers()))
+    thread.start()
+    assert ready.wait(30)
+    deadline = dt.datetime.now() + dt.timedelta(seconds=30)
+    while server.app.hub.subscribers < 1002 and dt.datetime.now() < deadline:
+        threading.Event().wait(0.05)
+    assert server.app.hub.subscribers == 1002
+    for week in range(1, 301):  # unary calls keep working
+        pay(stub, loan_id, 110_000)
+    assert done.wait(60), "the reading subscriber fell behind the stalled one"
+    thread.join(10)
+    assert report["reader"] == 301
