@@ -131,12 +131,13 @@ def _code(call) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
+@pytest.mark.parametrize("examples", [40, pytest.param(1000, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("method", sorted(REQUESTS))
-def test_hostile_requests_get_defined_statuses(method, seeded, stub, engine):
+def test_hostile_requests_get_defined_statuses(method, examples, seeded, stub, engine):
     call = getattr(stub, method)
 
     @settings(
-        max_examples=40,
+        max_examples=examples,
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

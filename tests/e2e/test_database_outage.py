@@ -58,14 +58,17 @@ def wait_until(predicate, timeout: float) -> float:
     return time.monotonic() - started
 
 
-def test_database_outage_under_load(private_postgres, tmp_path):
+@pytest.mark.parametrize(
+    ("workers", "outages"), [(4, 1), pytest.param(16, 3, marks=pytest.mark.slow)]
+)
+def test_database_outage_under_load(workers, outages, private_postgres, tmp_path):
     url = private_postgres.create_database("loanbilling")
     migrate(url)
     with ServerProcess(url, tmp_path, "--sweep-interval-s", "0") as server:
         channel = grpc.insecure_channel(server.address)
         stub = loan_service_pb2_grpc.LoanServiceStub(channel)
         customer_id = create_customer(stub)
-        loans = [create_canonical_loan(stub, customer_id, START).id for _ in range(20)]
+        loans = [create_canonical_loan(stub, customer_id, START).id for _ in range(5 * workers)]
 
         outcomes: list[tuple[str, int, grpc.StatusCode, float]] = []
         stop = threading.Event()
@@ -91,27 +94,28 @@ def test_database_outage_under_load(private_postgres, tmp_path):
                 if code != grpc.StatusCode.OK:
                     time.sleep(0.05)
 
-        workers = [threading.Thread(target=load, args=(w,)) for w in range(4)]
-        for worker in workers:
-            worker.start()
+        threads = [threading.Thread(target=load, args=(w,)) for w in range(workers)]
+        for thread in threads:
+            thread.start()
         try:
-            time.sleep(2)
-            before_outage = len(outcomes)
-            private_postgres.stop("immediate")
-            not_serving_after = wait_until(
-                lambda: health(channel) == health_pb2.HealthCheckResponse.NOT_SERVING, 15
-            )
-            time.sleep(2)  # load keeps coming during the outage
-            private_postgres.start()
-            serving_after = wait_until(
-                lambda: health(channel) == health_pb2.HealthCheckResponse.SERVING, 30
-            )
-            recovered = len(outcomes)
-            wait_until(lambda: len(outcomes) > recovered + 20, 30)  # payments flow again
+            for _ in range(outages):
+                time.sleep(2)
+                before_outage = len(outcomes)
+                private_postgres.stop("immediate")
+                not_serving_after = wait_until(
+                    lambda: health(channel) == health_pb2.HealthCheckResponse.NOT_SERVING, 15
+                )
+                time.sleep(2)  # load keeps coming during the outage
+                private_postgres.start()
+                serving_after = wait_until(
+                    lambda: health(channel) == health_pb2.HealthCheckResponse.SERVING, 30
+                )
+                recovered = len(outcomes)
+                wait_until(lambda n=recovered: len(outcomes) > n + 20, 30)  # payments flow again
         finally:
             stop.set()
-            for worker in workers:
-                worker.join(30)
+            for thread in threads:
+                thread.join(30)
 
         codes = Counter(code for _, _, code, _ in outcomes)
         assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}, codes

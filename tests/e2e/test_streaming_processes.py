@@ -409,11 +409,12 @@ def test_sigterm_ends_open_streams_promptly_with_unavailable(database, tmp_path,
     assert exit_took < 5.0, f"exited {exit_took:.2f}s after SIGTERM (grace 10s):\n{log}"
 
 
-def test_kill_9_of_the_writer_mid_burst_loses_no_event(replicas, streams):
+@pytest.mark.parametrize("payers", [4, pytest.param(32, marks=pytest.mark.slow)])
+def test_kill_9_of_the_writer_mid_burst_loses_no_event(payers, replicas, streams):
     a, b = replicas
     setup = Client(a.address)
     try:
-        loans = [setup.loan(setup.customer(f"Borrower {i}")) for i in range(4)]
+        loans = [setup.loan(setup.customer(f"Borrower {i}")) for i in range(payers)]
     finally:
         setup.close()
     # A cursor must be one the service gave out (a later one is OUT_OF_RANGE): wait
@@ -441,22 +442,22 @@ def test_kill_9_of_the_writer_mid_burst_loses_no_event(replicas, streams):
                     failed[loan_id] = week  # outcome unknown: retried below
                     return
                 ok[loan_id].append(week)
-                if week == 3:
-                    started.set()
+                if sum(map(len, ok.values())) >= len(loans) * 3:
+                    started.set()  # a burst is under way: time to kill A
         finally:
             client.close()
 
     payers = [threading.Thread(target=pay_until_failure, args=(loan,)) for loan in loans]
     for payer in payers:
         payer.start()
-    assert started.wait(10), "no payment went through"
+    assert started.wait(30), "the burst did not get going"
     time.sleep(0.2)
     assert a.kill() == -signal.SIGKILL
     for payer in payers:
         payer.join(30)
     assert not any(payer.is_alive() for payer in payers)
     answered_ok = sum(map(len, ok.values()))
-    assert answered_ok > len(loans) * 3
+    assert answered_ok >= len(loans) * 3
 
     # The stream on B goes on (B numbers what A committed and could not number);
     # stop it somewhere after every acknowledged payment and resume on the
@@ -494,4 +495,9 @@ def test_kill_9_of_the_writer_mid_burst_loses_no_event(replicas, streams):
     received = [(e.loan_id, e.payment_id) for e in history if e.kind == RECEIVED]
     assert sorted(received) == sorted(
         (loan_id, p.id) for loan_id, payments in by_loan.items() for p in payments
+    )
+    print(
+        f"\nkill -9: {len(loans)} payers, {answered_ok} payments acknowledged before the kill, "
+        f"{len(failed)} cut off and retried, {len(history)} events streamed in order, "
+        "0 lost, 0 duplicated"
     )
