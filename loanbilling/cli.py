@@ -12,6 +12,7 @@ from dataclasses import fields
 
 from sqlalchemy.exc import DBAPIError
 
+from loanbilling import logs
 from loanbilling.clock import BusinessClock
 from loanbilling.config import Settings, add_flags
 from loanbilling.domain.errors import DomainError
@@ -37,11 +38,19 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the gRPC API until SIGTERM/SIGINT")
     add_flags(serve, *(f.name for f in fields(Settings)))
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema")
-    add_flags(migrate, "database_url", "log_level")
+    add_flags(migrate, "database_url", "log_level", "log_format")
     sweep = commands.add_parser(
         "sweep", help="run the delinquency sweep once (for cron) and print what it did"
     )
-    add_flags(sweep, "database_url", "time_zone", "log_level", "sweep_batch_size", "reminder_days")
+    add_flags(
+        sweep,
+        "database_url",
+        "time_zone",
+        "log_level",
+        "log_format",
+        "sweep_batch_size",
+        "reminder_days",
+    )
     sweep.add_argument(
         "--as-of",
         type=_date,
@@ -65,14 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"loanbilling: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if settings.log_level.upper() != "DEBUG":
-        logging.getLogger("alembic").setLevel(logging.WARNING)  # noise in cron logs
-        # aiormq logs a traceback per lost broker connection; the relay logs one line.
-        logging.getLogger("aiormq").setLevel(logging.CRITICAL)
+    logs.configure(settings.log_level, settings.log_format)
     try:
         if args.command == "migrate":
             return _migrate(settings)

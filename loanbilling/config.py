@@ -39,6 +39,26 @@ class Settings:
     amqp_url: str = ""
     # The durable topic exchange the relay publishes to.
     amqp_exchange: str = "loanbilling.events"
+    # TLS: the server's certificate chain and key (PEM files). With a client CA,
+    # clients must present a certificate it signed (mutual TLS).
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    # Serve plaintext on a non-loopback address (behind a TLS-terminating proxy or
+    # a mesh). Without TLS files, plaintext is otherwise served on loopback only.
+    plaintext: bool = False
+    # Bearer tokens and their roles, JSON: {"tokens": [{"name", "role", "token" or
+    # "sha256"}]}, in a file or in the variable itself. Neither: no authentication.
+    auth_tokens_file: str = ""
+    auth_tokens: str = ""
+    # host:port for Prometheus metrics over HTTP; empty: not served.
+    metrics_listen: str = ""
+    # "text" for people, "json" (one object a line) for log collectors.
+    log_format: str = "text"
+    # Seconds a unary call may take when the client set no deadline.
+    default_deadline_s: float = 30.0
+    # HTTP/2 streams (calls, open notification streams included) per connection.
+    max_concurrent_streams: int = 2048
 
     def __post_init__(self) -> None:
         try:
@@ -63,6 +83,18 @@ class Settings:
             raise ValueError("amqp_exchange must not be empty")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        if self.log_format not in {"text", "json"}:
+            raise ValueError("log_format must be text or json")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise ValueError("tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file")
+        if self.auth_tokens and self.auth_tokens_file:
+            raise ValueError("give auth_tokens or auth_tokens_file, not both")
+        if self.default_deadline_s <= 0:
+            raise ValueError("default_deadline_s must be more than 0")
+        if self.max_concurrent_streams < 1:
+            raise ValueError("max_concurrent_streams must be 1 or more")
 
     @classmethod
     def load(
@@ -78,7 +110,7 @@ class Settings:
                 continue
             kind = type(field.default)
             try:
-                values[field.name] = kind(raw)
+                values[field.name] = _parse_bool(raw) if kind is bool else kind(raw)
             except ValueError:
                 raise ValueError(
                     f"{ENV_PREFIX}{field.name.upper()} / --{field.name.replace('_', '-')}: "
@@ -87,11 +119,31 @@ class Settings:
         return cls(**values)
 
 
+def _parse_bool(raw: str | bool) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if raw.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.strip().lower() in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(raw)
+
+
 def add_flags(parser: argparse.ArgumentParser, *names: str) -> None:
     """Adds --flag options for the named settings; unset flags fall back to the environment."""
     by_name = {f.name: f for f in fields(Settings)}
     for name in names:
         field = by_name[name]
+        if isinstance(field.default, bool):
+            parser.add_argument(
+                "--" + name.replace("_", "-"),
+                dest=name,
+                action="store_const",
+                const=True,
+                default=None,
+                help=f"default: ${ENV_PREFIX}{name.upper()} or {field.default!r}",
+            )
+            continue
         parser.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,

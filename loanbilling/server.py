@@ -7,6 +7,7 @@ import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -19,9 +20,13 @@ from microfin.loanbilling.v1 import (
     notification_service_pb2,
     notification_service_pb2_grpc,
 )
+from prometheus_client import start_http_server
 from sqlalchemy import Engine
 
+from loanbilling.api import metrics
 from loanbilling.api.analytics_servicer import AnalyticsServicer
+from loanbilling.api.auth import TokenTable
+from loanbilling.api.edge import Edge
 from loanbilling.api.loan_servicer import LoanServicer
 from loanbilling.api.malformed import add_tolerant
 from loanbilling.api.notification_servicer import NotificationServicer
@@ -52,6 +57,7 @@ SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     # Ping idle connections so that proxies keep them open and dead peers are noticed.
+    # (Idle notification streams also send heartbeat messages.)
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -71,6 +77,7 @@ class App:
     hub: EventHub
     executor: ThreadPoolExecutor
     port: int
+    metrics_server: object | None = None
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -84,6 +91,8 @@ class App:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         # Waiting for worker threads must not block the loop that is shutting down.
         await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown)
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
         self.engine.dispose()
 
 
@@ -121,22 +130,26 @@ async def start(
         batch_size=settings.sweep_batch_size,
         reminder_days=settings.reminder_days,
         events_written=events_written,
+        on_report=_count_sweep,
     )
 
-    server = grpc.aio.server(options=SERVER_OPTIONS)
+    edge = Edge(_token_table(settings), default_deadline_s=settings.default_deadline_s)
+    server = grpc.aio.server(
+        options=[*SERVER_OPTIONS, ("grpc.max_concurrent_streams", settings.max_concurrent_streams)]
+    )
     add_tolerant(
         loan_service_pb2_grpc.add_LoanServiceServicer_to_server,
-        LoanServicer(billing, sweeps, executor),
+        LoanServicer(billing, sweeps, executor, edge),
         server,
     )
     add_tolerant(
         notification_service_pb2_grpc.add_NotificationServiceServicer_to_server,
-        NotificationServicer(hub, settings.stream_heartbeat_s),
+        NotificationServicer(hub, settings.stream_heartbeat_s, edge),
         server,
     )
     add_tolerant(
         analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server,
-        AnalyticsServicer(AnalyticsService(engine, clock), executor),
+        AnalyticsServicer(AnalyticsService(engine, clock), executor, edge),
         server,
     )
     health_servicer = health.aio.HealthServicer()
@@ -144,12 +157,10 @@ async def start(
     reflection.enable_server_reflection(
         [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    try:
-        port = server.add_insecure_port(settings.listen)
-    except RuntimeError as error:  # grpcio's way of saying the port is taken or invalid
-        raise OSError(f"cannot listen on {settings.listen}: {error}") from None
+    port = _listen(server, settings)
     await server.start()
-    app = App(settings, engine, server, health_servicer, hub, executor, port)
+    metrics_server = _serve_metrics(settings, engine, hub, relay)
+    app = App(settings, engine, server, health_servicer, hub, executor, port, metrics_server)
     app._tasks += [
         asyncio.create_task(_watch_database(app), name="health"),
         asyncio.create_task(hub.run(), name="hub"),
@@ -163,6 +174,79 @@ async def start(
         app._tasks.append(asyncio.create_task(_sweep_periodically(sweeps, executor, settings)))
     log.info("serving on %s (port %d)", settings.listen, port)
     return app
+
+
+def _token_table(settings: Settings) -> TokenTable | None:
+    if settings.auth_tokens_file:
+        return TokenTable.from_file(settings.auth_tokens_file)
+    if settings.auth_tokens:
+        return TokenTable.parse(settings.auth_tokens, "LOANBILLING_AUTH_TOKENS")
+    return None
+
+
+LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def _listen(server: grpc.aio.Server, settings: Settings) -> int:
+    """TLS when certificates are given; plaintext on loopback, or elsewhere only when
+    asked for with `plaintext`."""
+    host = settings.listen.rsplit(":", 1)[0]
+    try:
+        if settings.tls_cert_file:
+            return server.add_secure_port(settings.listen, _tls_credentials(settings))
+        if not settings.plaintext and host not in LOOPBACK:
+            raise OSError(
+                f"refusing to serve plaintext on {settings.listen}: give --tls-cert-file and "
+                "--tls-key-file (and --tls-client-ca-file for mutual TLS), or --plaintext "
+                "behind a TLS-terminating proxy or mesh"
+            )
+        return server.add_insecure_port(settings.listen)
+    except RuntimeError as error:  # grpcio's way of saying the port is taken or invalid
+        raise OSError(f"cannot listen on {settings.listen}: {error}") from None
+
+
+def _tls_credentials(settings: Settings) -> grpc.ServerCredentials:
+    def read(path: str) -> bytes:
+        try:
+            return Path(path).read_bytes()
+        except OSError as error:
+            raise OSError(f"cannot read {path}: {error.strerror}") from None
+
+    client_ca = read(settings.tls_client_ca_file) if settings.tls_client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [(read(settings.tls_key_file), read(settings.tls_cert_file))],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+def _serve_metrics(settings: Settings, engine: Engine, hub: EventHub, relay) -> object | None:
+    """Prometheus metrics over HTTP on their own port; gauges read live values."""
+    metrics.OPEN_STREAMS.set_function(lambda: hub.subscribers)
+    metrics.OUTBOX_NEWEST.set_function(lambda: hub.last)
+    if relay is not None:
+        metrics.OUTBOX_RELAY_LAG.set_function(
+            lambda: max(hub.last - relay.last_confirmed, 0) if relay.leading else 0
+        )
+    pool = engine.pool
+    if hasattr(pool, "checkedout"):
+        metrics.DB_POOL_CHECKED_OUT.set_function(pool.checkedout)
+        metrics.DB_POOL_SIZE.set_function(pool.size)
+    if not settings.metrics_listen:
+        return None
+    host, _, port = settings.metrics_listen.rpartition(":")
+    try:
+        http_server, _thread = start_http_server(int(port), addr=host or "0.0.0.0")
+    except (OSError, ValueError) as error:
+        raise OSError(f"cannot serve metrics on {settings.metrics_listen}: {error}") from None
+    log.info("metrics on http://%s/metrics", settings.metrics_listen)
+    return http_server
+
+
+def _count_sweep(report, seconds: float) -> None:
+    metrics.SWEEPS.inc()
+    metrics.SWEEP_DURATION.observe(seconds)
+    metrics.SWEEP_EVENTS.inc(report.events_written)
 
 
 async def _sweep_periodically(

@@ -2,33 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 from concurrent.futures import Executor
 
 from microfin.loanbilling.v1 import analytics_service_pb2 as api
 from microfin.loanbilling.v1 import analytics_service_pb2_grpc
 
 from loanbilling.api import convert
-from loanbilling.api.errors import unary
+from loanbilling.api.auth import Role
+from loanbilling.api.blocking import run_blocking
+from loanbilling.api.edge import OPEN, Edge, unary
 from loanbilling.services.analytics import AnalyticsService, PortfolioSummary
 from loanbilling.storage.portfolio import StatusFigures
 
 
 class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
-    def __init__(self, analytics: AnalyticsService, executor: Executor) -> None:
+    def __init__(self, analytics: AnalyticsService, executor: Executor, edge: Edge = OPEN) -> None:
         self.analytics = analytics
         self.executor = executor
+        self.edge = edge
 
-    @unary
+    @unary(Role.READER)
     async def GetPortfolioSummary(self, request: api.GetPortfolioSummaryRequest, context):
         # Parsed on the loop so that a bad date is refused before any database work.
-        call = functools.partial(
+        summary = await run_blocking(
+            self.executor,
             self.analytics.portfolio_summary,
             as_of=convert.date_from_pb(request, "as_of"),
             currency_code=request.currency_code,
         )
-        summary = await asyncio.get_running_loop().run_in_executor(self.executor, call)
         return summary_to_pb(summary)
 
 

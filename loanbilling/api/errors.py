@@ -7,10 +7,8 @@ else is logged with an id and answered INTERNAL without internals.
 
 from __future__ import annotations
 
-import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 from google.protobuf import any_pb2
@@ -18,7 +16,6 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from sqlalchemy import exc as sa_exc
 
-from loanbilling.api.malformed import Malformed
 from loanbilling.domain.errors import (
     AlreadyExists,
     DomainError,
@@ -134,51 +131,14 @@ def _is_unavailable(error: Exception) -> bool:
 def status_of(method: str, error: Exception) -> grpc.Status:
     if isinstance(error, DomainError):
         return status_for(error)
+    if isinstance(error, TimeoutError):  # the server's default deadline ran out
+        return rpc_status.to_status(
+            status_pb2.Status(
+                code=code_pb2.DEADLINE_EXCEEDED,
+                message="the call took longer than the server's default deadline; "
+                "retry it (with the same idempotency key for a payment)",
+            )
+        )
     if _is_unavailable(error):
         return _unavailable(error)
     return _internal(method, error)
-
-
-async def _refuse_malformed(request, context: grpc.aio.ServicerContext) -> None:
-    if isinstance(request, Malformed):
-        error = InvalidArgument.of("request", f"is not a valid protobuf message ({request.reason})")
-        error.reason = "MALFORMED_REQUEST"
-        await context.abort_with_status(status_for(error))
-
-
-def unary(
-    handler: Callable[..., Awaitable],
-) -> Callable[..., Awaitable]:
-    """Wraps a unary servicer method: every exception becomes a precise status."""
-
-    @functools.wraps(handler)
-    async def wrapper(self, request, context: grpc.aio.ServicerContext):
-        await _refuse_malformed(request, context)
-        try:
-            return await handler(self, request, context)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as error:  # noqa: BLE001 - the edge answers every failure
-            await context.abort_with_status(status_of(handler.__name__, error))
-
-    return wrapper
-
-
-def streaming(handler: Callable[..., AsyncIterator]) -> Callable[..., AsyncIterator]:
-    """Wraps a server-streaming servicer method like `unary` does a unary one.
-
-    Cancellation by the client (CancelledError, GeneratorExit) passes through.
-    """
-
-    @functools.wraps(handler)
-    async def wrapper(self, request, context: grpc.aio.ServicerContext):
-        await _refuse_malformed(request, context)
-        try:
-            async for item in handler(self, request, context):
-                yield item
-        except grpc.aio.AbortError:
-            raise
-        except Exception as error:  # noqa: BLE001 - the edge answers every failure
-            await context.abort_with_status(status_of(handler.__name__, error))
-
-    return wrapper

@@ -2,31 +2,36 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 from concurrent.futures import Executor
 
 from microfin.loanbilling.v1 import loan_service_pb2 as api
 from microfin.loanbilling.v1 import loan_service_pb2_grpc
 
 from loanbilling.api import convert
-from loanbilling.api.errors import unary
+from loanbilling.api.auth import Role
+from loanbilling.api.blocking import run_blocking
+from loanbilling.api.edge import OPEN, Edge, unary
 from loanbilling.services.billing import BillingService
 from loanbilling.services.sweep import SweepService
 
 
 class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
-    def __init__(self, billing: BillingService, sweeps: SweepService, executor: Executor) -> None:
+    def __init__(
+        self,
+        billing: BillingService,
+        sweeps: SweepService,
+        executor: Executor,
+        edge: Edge = OPEN,
+    ) -> None:
         self.billing = billing
         self.sweeps = sweeps
         self.executor = executor
+        self.edge = edge
 
     async def _run(self, fn, /, **kwargs):
-        """Runs blocking database work off the event loop."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(fn, **kwargs))
+        return await run_blocking(self.executor, fn, **kwargs)
 
-    @unary
+    @unary(Role.ADMIN)
     async def CreateCustomer(self, request: api.CreateCustomerRequest, context):
         customer = await self._run(
             self.billing.create_customer,
@@ -37,12 +42,12 @@ class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
         )
         return api.CreateCustomerResponse(customer=convert.customer_to_pb(customer))
 
-    @unary
+    @unary(Role.READER)
     async def GetCustomer(self, request: api.GetCustomerRequest, context):
         customer = await self._run(self.billing.get_customer, customer_id=request.id)
         return api.GetCustomerResponse(customer=convert.customer_to_pb(customer))
 
-    @unary
+    @unary(Role.ADMIN)
     async def CreateLoan(self, request: api.CreateLoanRequest, context):
         loan = await self._run(
             self.billing.create_loan,
@@ -59,7 +64,7 @@ class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
         )
         return api.CreateLoanResponse(loan=convert.loan_to_pb(loan))
 
-    @unary
+    @unary(Role.READER)
     async def GetLoan(self, request: api.GetLoanRequest, context):
         loan = await self._run(
             self.billing.get_loan,
@@ -68,7 +73,7 @@ class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
         )
         return api.GetLoanResponse(loan=convert.loan_to_pb(loan))
 
-    @unary
+    @unary(Role.READER)
     async def ListLoans(self, request: api.ListLoansRequest, context):
         page = await self._run(
             self.billing.list_loans,
@@ -82,7 +87,7 @@ class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
             next_page_token=page.next_page_token,
         )
 
-    @unary
+    @unary(Role.READER)
     async def GetOutstanding(self, request: api.GetOutstandingRequest, context):
         view = await self._run(
             self.billing.get_position,
@@ -102,7 +107,7 @@ class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
             status=convert.LOAN_STATUS_TO_PB[position.status],
         )
 
-    @unary
+    @unary(Role.READER)
     async def IsDelinquent(self, request: api.IsDelinquentRequest, context):
         view = await self._run(
             self.billing.get_position,
@@ -121,7 +126,7 @@ class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
             as_of=convert.date_to_pb(position.as_of),
         )
 
-    @unary
+    @unary(Role.COLLECTOR)
     async def MakePayment(self, request: api.MakePaymentRequest, context):
         result = await self._run(
             self.billing.make_payment,
@@ -138,7 +143,7 @@ class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
             replayed=result.replayed,
         )
 
-    @unary
+    @unary(Role.READER)
     async def ListPayments(self, request: api.ListPaymentsRequest, context):
         page = await self._run(
             self.billing.list_payments,
@@ -151,7 +156,7 @@ class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
             next_page_token=page.next_page_token,
         )
 
-    @unary
+    @unary(Role.ADMIN)
     async def RunDelinquencySweep(self, request: api.RunDelinquencySweepRequest, context):
         report = await self._run(self.sweeps.run, as_of=convert.date_from_pb(request, "as_of"))
         return api.RunDelinquencySweepResponse(

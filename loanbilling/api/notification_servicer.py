@@ -8,7 +8,8 @@ from microfin.loanbilling.v1 import notification_service_pb2 as api
 from microfin.loanbilling.v1 import notification_service_pb2_grpc
 
 from loanbilling.api import convert
-from loanbilling.api.errors import streaming
+from loanbilling.api.auth import Role
+from loanbilling.api.edge import OPEN, Edge, streaming
 from loanbilling.domain.errors import Refusals
 from loanbilling.domain.events import DELINQUENCY_KINDS
 from loanbilling.events.hub import EventHub, Heartbeat, HubClosed
@@ -16,11 +17,12 @@ from loanbilling.storage.event_store import EventFilter
 
 
 class NotificationServicer(notification_service_pb2_grpc.NotificationServiceServicer):
-    def __init__(self, hub: EventHub, heartbeat_s: float) -> None:
+    def __init__(self, hub: EventHub, heartbeat_s: float, edge: Edge = OPEN) -> None:
         self.hub = hub
         self.heartbeat_s = heartbeat_s
+        self.edge = edge
 
-    @streaming
+    @streaming(Role.READER)
     async def StreamNotifications(self, request: api.StreamNotificationsRequest, context):
         refusals = Refusals()
         for name in ("after_sequence", "loan_id", "customer_id"):

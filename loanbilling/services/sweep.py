@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,12 +38,15 @@ class SweepService:
         batch_size: int = 1000,
         reminder_days: int = 1,
         events_written: Callable[[], None] = lambda: None,
+        on_report: Callable[[SweepReport, float], None] = lambda report, seconds: None,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.batch_size = batch_size
         self.reminder_days = reminder_days
         self.events_written = events_written
+        # Told of every completed sweep and its duration in seconds (metrics).
+        self.on_report = on_report
 
     def run(self, as_of: dt.date | None = None) -> SweepReport:
         today = self.clock.today()
@@ -53,6 +57,7 @@ class SweepService:
                 f"{as_of} is after the business date {today}: a sweep reports what has "
                 "happened, it cannot run ahead",
             )
+        started = time.perf_counter()
         checked = delinquent = written = batches = 0
         after = 0
         while True:
@@ -75,6 +80,7 @@ class SweepService:
             if batch.events_written:
                 self.events_written()
         report = SweepReport(as_of, checked, delinquent, written, batches)
+        self.on_report(report, time.perf_counter() - started)
         log.info(
             "sweep at %s: %d loans checked, %d newly delinquent, %d events written, %d batches",
             as_of,
