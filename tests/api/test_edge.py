@@ -213,7 +213,7 @@ def test_metrics_over_http(engine, clock):
         "loanbilling_outbox_newest_sequence",
     ):
         assert line in exposition, "\n".join(
-            l for m in exposition.splitlines() if "loanbilling" in m
+            m for m in exposition.splitlines() if "loanbilling" in m
         )
 
 
