@@ -26,9 +26,14 @@ test: $(STAMP)
 proto: $(STAMP)
 	bash scripts/gen_proto.sh $(BIN)/python generated
 
+## bench: the benchmark on the PostgreSQL at 127.0.0.1:5432 (docs/benchmarks.md);
+## BENCH_ARGS=--full for 1,000,000 loans (~12 min), --tiny for a smoke run
+bench: $(STAMP)
+	$(BIN)/python -m bench --json bench-results.json $(BENCH_ARGS)
+
 ## lint: ruff, buf lint (STANDARD) and hadolint
 lint: $(STAMP)
-	$(BIN)/ruff check loanbilling tests
+	$(BIN)/ruff check loanbilling tests bench
 	bash scripts/buf_lint.sh $(BIN)/python
 	$(BIN)/hadolint Dockerfile
 

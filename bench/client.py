@@ -1,0 +1,405 @@
+"""The load client: a separate process driving the server with grpc.aio.
+
+`python -m bench.client TARGET` reads one JSON command a line on stdin and
+answers each with one JSON line on stdout:
+
+  {"op": "run", "workload": {...}, "concurrency": 32, "warmup_s": 1, "duration_s": 4,
+   "raw": false, "probe_after": null}
+      N callers each loop: build a request, await the call, record its latency.
+      Calls that complete in the measured window (after the warm-up) count.
+      "probe_after": S also follows StreamNotifications after sequence S for
+      PAYMENT_RECEIVED and times each accepted payment's event.
+  {"op": "stop"}   ends the running measurement now (it then answers its "run")
+  {"op": "exit"}
+
+Payment state (installments left per loan) lives here across runs, so later
+phases keep paying valid amounts on the same loans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import itertools
+import json
+import random
+import sys
+import threading
+import time
+import uuid
+
+import grpc
+from google.type import date_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from microfin.loanbilling.v1 import (
+    events_pb2,
+    loan_service_pb2,
+    loan_service_pb2_grpc,
+    notification_service_pb2,
+    notification_service_pb2_grpc,
+)
+
+from bench.stats import percentile, summarize
+
+CALL_TIMEOUT_S = 30.0
+INSTALLMENT = 110_000
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 8 * 1024 * 1024)]
+
+
+class Exhausted(Exception):
+    """The workload has nothing valid left to send (e.g. every loan paid off)."""
+
+
+def _date(text: str | None) -> date_pb2.Date | None:
+    if not text:
+        return None
+    day = dt.date.fromisoformat(text)
+    return date_pb2.Date(year=day.year, month=day.month, day=day.day)
+
+
+class IdPicker:
+    """Uniformly random ids from inclusive ranges [[lo, hi], ...]."""
+
+    def __init__(self, ranges: list[list[int]]) -> None:
+        self.ranges = ranges
+        self.weights = [hi - lo + 1 for lo, hi in ranges]
+
+    def __call__(self) -> int:
+        lo, hi = random.choices(self.ranges, self.weights)[0]
+        return random.randint(lo, hi)
+
+
+class Client:
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self.loans = loan_service_pb2_grpc.LoanServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
+        self.left: dict[int, int] = {}  # installments left to pay, per loan
+        self.keys = itertools.count()
+        self.run_id = uuid.uuid4().hex[:8]
+        self.stop = asyncio.Event()
+        # payment id -> wall time its MakePayment answered OK (probe runs only)
+        self.paid_at: dict[int, float] | None = None
+
+    # Workloads: each returns an async callable making one call
+
+    def workload(self, spec: dict):
+        rpc = spec["rpc"]
+        timeout = CALL_TIMEOUT_S
+        if rpc == "health":
+            request = health_pb2.HealthCheckRequest()
+            return lambda: self.health.Check(request, timeout=timeout)
+        if rpc in ("get_outstanding", "is_delinquent", "get_loan"):
+            pick = IdPicker(spec["ids"])
+            as_of = _date(spec.get("as_of"))
+            method, message = {
+                "get_outstanding": (
+                    self.loans.GetOutstanding,
+                    loan_service_pb2.GetOutstandingRequest,
+                ),
+                "is_delinquent": (self.loans.IsDelinquent, loan_service_pb2.IsDelinquentRequest),
+                "get_loan": (self.loans.GetLoan, loan_service_pb2.GetLoanRequest),
+            }[rpc]
+            return lambda: method(message(loan_id=pick(), as_of=as_of), timeout=timeout)
+        if rpc == "list_payments":
+            pick = IdPicker(spec["ids"])
+            return lambda: self.loans.ListPayments(
+                loan_service_pb2.ListPaymentsRequest(loan_id=pick()), timeout=timeout
+            )
+        if rpc == "create_loan":
+            pick = IdPicker([spec["customers"]])
+            weeks = spec.get("weeks", 50)
+            return lambda: self.loans.CreateLoan(
+                loan_service_pb2.CreateLoanRequest(
+                    customer_id=pick(),
+                    principal_amount=100_000 * weeks,
+                    interest_rate_bps=1000,
+                    weeks=weeks,
+                ),
+                timeout=timeout,
+            )
+        if rpc == "pay":
+            return self._pay_many(spec)
+        if rpc == "pay_hot":
+            return self._pay_hot(spec)
+        raise ValueError(f"unknown rpc {rpc!r}")
+
+    def _init_left(self, lo: int, hi: int, weeks: int, paid: int) -> list[int]:
+        ids = list(range(lo, hi + 1))
+        for loan_id in ids:
+            self.left.setdefault(loan_id, weeks - paid)
+        return [i for i in ids if self.left[i] > 0]
+
+    async def _pay(self, loan_id: int, installments: int):
+        request = loan_service_pb2.MakePaymentRequest(
+            loan_id=loan_id,
+            amount=INSTALLMENT * installments,
+            idempotency_key=f"bench-{self.run_id}-{next(self.keys)}",
+        )
+        answer = await self.loans.MakePayment(request, timeout=CALL_TIMEOUT_S)
+        if self.paid_at is not None:
+            self.paid_at[answer.payment.id] = time.time()
+        return answer
+
+    def _pay_many(self, spec: dict):
+        """Many loans, none paid by two callers at once; one installment, every 5th call two."""
+        lo, hi = spec["loans"]
+        queue = collections.deque(self._init_left(lo, hi, spec["weeks"], spec.get("paid", 0)))
+        counter = itertools.count()
+
+        async def once():
+            if not queue:
+                raise Exhausted
+            loan_id = queue.popleft()
+            k = 2 if self.left[loan_id] >= 2 and next(counter) % 5 == 0 else 1
+            try:
+                await self._pay(loan_id, k)
+            except grpc.aio.AioRpcError as error:
+                if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                    self.left[loan_id] = 0
+                else:
+                    queue.append(loan_id)
+                raise
+            self.left[loan_id] -= k
+            if self.left[loan_id] > 0:
+                queue.append(loan_id)
+
+        return once
+
+    def _pay_hot(self, spec: dict):
+        """`hot` loans at a time, each paid by every caller; the next one when paid off."""
+        lo, hi = spec["loans"]
+        pool = collections.deque(self._init_left(lo, hi, spec["weeks"], spec.get("paid", 0)))
+        slots: list[int] = []
+        for _ in range(spec["hot"]):
+            if pool:
+                slots.append(pool.popleft())
+
+        def replace(slot: int, loan_id: int) -> None:
+            if slots[slot] == loan_id:
+                if not pool:
+                    raise Exhausted
+                slots[slot] = pool.popleft()
+
+        async def once():
+            if not slots:
+                raise Exhausted
+            slot = random.randrange(len(slots))
+            loan_id = slots[slot]
+            if self.left[loan_id] <= 0:
+                replace(slot, loan_id)
+                loan_id = slots[slot]
+            try:
+                await self._pay(loan_id, 1)
+            except grpc.aio.AioRpcError as error:
+                if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                    # Another caller paid the last installment first: a lost race, not a fault.
+                    self.left[loan_id] = 0
+                    replace(slot, loan_id)
+                    return "PAID_OFF_BY_ANOTHER"
+                raise
+            self.left[loan_id] -= 1
+            if self.left[loan_id] <= 0:
+                replace(slot, loan_id)
+
+        return once
+
+    # Measuring
+
+    async def run(self, command: dict) -> dict:
+        self.stop.clear()
+        once = self.workload(command["workload"])
+        concurrency = command["concurrency"]
+        warmup = command["warmup_s"]
+        duration = command["duration_s"]
+        probe_after = command.get("probe_after")
+        perf0, wall0 = time.perf_counter(), time.time()
+        warm_end = perf0 + warmup
+        deadline = warm_end + duration
+        latencies: list[float] = []
+        ends: list[float] = []
+        errors: collections.Counter = collections.Counter()
+        error_samples: dict[str, str] = {}
+        outcomes: collections.Counter = collections.Counter()
+        exhausted = asyncio.Event()
+        cpu0 = time.process_time()
+        self.paid_at = {} if probe_after is not None else None
+        probe = Probe(self.target, probe_after) if probe_after is not None else None
+        if probe:
+            await probe.start()
+
+        async def caller() -> None:
+            while not self.stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    outcome = await once()
+                    outcome = outcome if isinstance(outcome, str) else None
+                    code = None
+                except Exhausted:
+                    exhausted.set()
+                    self.stop.set()
+                    return
+                except grpc.aio.AioRpcError as error:
+                    outcome = None
+                    code = error.code().name
+                    error_samples.setdefault(code, (error.details() or "")[:300])
+                t1 = time.perf_counter()
+                if t1 < warm_end or t1 > deadline:
+                    continue
+                if code is not None:
+                    errors[code] += 1
+                elif outcome is not None:
+                    outcomes[outcome] += 1
+                else:
+                    latencies.append((t1 - t0) * 1000)
+                    ends.append(wall0 + (t1 - perf0))
+
+        async def timer() -> None:
+            try:
+                await asyncio.wait_for(self.stop.wait(), timeout=warmup + duration)
+            except TimeoutError:
+                pass
+            self.stop.set()
+
+        started = time.perf_counter()
+        await asyncio.gather(timer(), *(caller() for _ in range(concurrency)))
+        ended = min(time.perf_counter(), deadline)
+        window = max(ended - warm_end, 1e-9)
+        result = summarize(latencies, window, sum(errors.values()))
+        result.update(
+            errors_by_code=dict(errors),
+            error_samples=error_samples,
+            outcomes=dict(outcomes),
+            exhausted=exhausted.is_set(),
+            client_cpu_s=round(time.process_time() - cpu0, 3),
+            elapsed_s=round(time.perf_counter() - started, 3),
+            window_start=wall0 + (warm_end - perf0),
+            window_end=wall0 + (ended - perf0),
+        )
+        if command.get("raw"):
+            result["raw"] = {"end": ends, "latency_ms": latencies}
+        if probe:
+            window_paid = {
+                pid: t
+                for pid, t in self.paid_at.items()
+                if result["window_start"] <= t <= result["window_end"]
+            }
+            result["probe"] = await probe.finish(window_paid)
+        self.paid_at = None
+        return result
+
+
+class Probe:
+    """Follows PAYMENT_RECEIVED events on a stream of its own; times each delivery."""
+
+    def __init__(self, target: str, after_sequence: int) -> None:
+        self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self.stub = notification_service_pb2_grpc.NotificationServiceStub(self.channel)
+        self.after = after_sequence
+        self.arrived: dict[int, tuple[float, float]] = {}  # payment id -> (created, arrived)
+        self.task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self.call = self.stub.StreamNotifications(
+            notification_service_pb2.StreamNotificationsRequest(
+                after_sequence=self.after, kinds=[events_pb2.EVENT_KIND_PAYMENT_RECEIVED]
+            )
+        )
+        self.task = asyncio.create_task(self._follow())
+
+    async def _follow(self) -> None:
+        async for message in self.call:
+            if message.HasField("event"):
+                event = message.event
+                self.arrived[event.payment_id] = (
+                    event.create_time.ToNanoseconds() / 1e9,
+                    time.time(),
+                )
+
+    async def finish(self, paid_at: dict[int, float], drain_s: float = 10.0) -> dict:
+        deadline = time.monotonic() + drain_s
+        while time.monotonic() < deadline:  # a bounded drain
+            if paid_at.keys() <= self.arrived.keys():
+                break
+            await asyncio.sleep(0.05)
+        self.call.cancel()
+        try:
+            await self.task
+        except (asyncio.CancelledError, grpc.aio.AioRpcError):
+            pass
+        await self.channel.close()
+        from_create = []
+        from_answer = []
+        for payment_id, answered in paid_at.items():
+            if payment_id in self.arrived:
+                created, arrived = self.arrived[payment_id]
+                from_create.append((arrived - created) * 1000)
+                from_answer.append((arrived - answered) * 1000)
+        return {
+            "payments": len(paid_at),
+            "delivered": len(from_create),
+            "missing": len(paid_at) - len(from_create),
+            "create_to_delivery_p50_ms": _r(percentile(from_create, 50)),
+            "create_to_delivery_p99_ms": _r(percentile(from_create, 99)),
+            "create_to_delivery_max_ms": _r(max(from_create, default=None)),
+            "answer_to_delivery_p50_ms": _r(percentile(from_answer, 50)),
+            "answer_to_delivery_p99_ms": _r(percentile(from_answer, 99)),
+        }
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+async def serve(target: str) -> None:
+    loop = asyncio.get_running_loop()
+    commands: asyncio.Queue = asyncio.Queue()
+
+    def read_stdin() -> None:
+        for line in sys.stdin:
+            if line.strip():
+                loop.call_soon_threadsafe(commands.put_nowait, json.loads(line))
+        loop.call_soon_threadsafe(commands.put_nowait, {"op": "exit"})
+
+    threading.Thread(target=read_stdin, daemon=True).start()
+    client = Client(target)
+    running: asyncio.Task | None = None
+    try:
+        while True:
+            getter = asyncio.ensure_future(commands.get())
+            waiting = {getter} | ({running} if running else set())
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if running in done:
+                try:
+                    answer = running.result()
+                except Exception as error:  # noqa: BLE001 - reported to the orchestrator
+                    answer = {"failed": f"{type(error).__name__}: {error}"}
+                _emit(answer)
+                running = None
+            if getter not in done:
+                getter.cancel()
+                continue
+            command = getter.result()
+            op = command.get("op")
+            if op == "run":
+                running = asyncio.create_task(client.run(command))
+            elif op == "stop":
+                client.stop.set()
+            elif op == "exit":
+                client.stop.set()
+                if running:
+                    await running
+                return
+    finally:
+        await client.channel.close()
+
+
+def _emit(answer: dict) -> None:
+    sys.stdout.write(json.dumps(answer) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    asyncio.run(serve(sys.argv[1]))

@@ -1,0 +1,835 @@
+"""The benchmark run: seed, serve, drive, measure, report. See docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import grpc
+from google.type import date_pb2
+from microfin.loanbilling.v1 import loan_service_pb2, loan_service_pb2_grpc
+
+from bench import profile, report, seed
+from bench.procs import BIN, Sampler, Server, Worker, cpu_s, rss_kb
+from bench.sizes import DEFAULT, FULL, TINY, Size
+from bench.stats import ratio, summarize
+
+MB = 1024
+PROFILE_RATE_HZ = 250
+LIGHT_CONCURRENCY = 4
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark `loanbilling serve` on PostgreSQL with a seeded portfolio.",
+    )
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--full", action="store_true", help="1,000,000 loans, 15 s per workload")
+    size.add_argument("--tiny", action="store_true", help="a smoke run of seconds (tests)")
+    parser.add_argument("--concurrency", type=int, help="concurrent callers (default 32)")
+    parser.add_argument("--duration-s", type=float, help="measured seconds per workload")
+    parser.add_argument("--warmup-s", type=float, help="unmeasured seconds before each")
+    parser.add_argument("--loans", type=int, help="loans in the large database")
+    parser.add_argument("--filler-weeks", type=int, help="term of the filler loans (default 10)")
+    parser.add_argument("--streams", type=int, help="StreamNotifications subscribers (1000)")
+    parser.add_argument(
+        "--database-url",
+        help="an empty, existing PostgreSQL database to use (kept); default: a fresh "
+        "lb_bench_<id> database on --admin-url, dropped at the end",
+    )
+    parser.add_argument(
+        "--admin-url",
+        default=os.environ.get("LOANBILLING_BENCH_ADMIN_URL", seed.DEFAULT_ADMIN_URL),
+        help="PostgreSQL URL allowed to CREATE/DROP DATABASE (default: %(default)s)",
+    )
+    parser.add_argument("--keep-database", action="store_true", help="do not drop it at the end")
+    parser.add_argument("--json", type=Path, help="write every result to this JSON file")
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="extra `loanbilling serve` argument, repeatable (e.g. --server-arg=--db-pool-size=16)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="after the run, profile the server with py-spy under some workloads into this folder",
+    )
+    parser.add_argument(
+        "--server-command",
+        default=None,
+        help="run the server with this command instead of the `loanbilling` script, for A/B "
+        'trials of server changes (e.g. "python my_patched_loanbilling.py"); it gets '
+        "`serve --database-url ... --listen ...`",
+    )
+    parser.add_argument(
+        "--profile-modes",
+        default="gil,all",
+        help="py-spy runs per workload: gil (only the GIL holder), all (every active thread), "
+        "native (--gil --native: Cython/C frames too; pauses the process)",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated sections to run: reads,history,unary,streams,sweep (default all)",
+    )
+    return parser
+
+
+def machine() -> dict:
+    info = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["memory_gib"] = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    root = Path(__file__).resolve().parent.parent
+    try:
+        git = ["git", "-C", str(root)]
+        info["git_commit"] = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        # The server measured is the working tree: say so when it differs from the commit.
+        info["git_uncommitted"] = subprocess.run(
+            [*git, "status", "--porcelain", "--", "loanbilling", "pyproject.toml"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.split("\n")[:-1]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from importlib.metadata import version
+
+    for package in ("grpcio", "protobuf", "sqlalchemy", "psycopg2-binary"):
+        try:
+            info[package] = version(package)
+        except Exception:  # noqa: BLE001 - informational only
+            pass
+    return info
+
+
+class Bench:
+    def __init__(self, url: str, size: Size, args: argparse.Namespace, workdir: Path) -> None:
+        self.url = url
+        self.size = size
+        self.args = args
+        self.workdir = workdir
+        self.today = dt.datetime.now(dt.UTC).date()
+        self.sections = {s for s in args.only.split(",") if s} or {
+            "reads",
+            "history",
+            "unary",
+            "streams",
+            "sweep",
+        }
+        self.results: dict = {
+            "command": "python -m bench " + shlex.join(sys.argv[1:]),
+            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "size": {
+                "name": size.name,
+                **{k: v for k, v in vars(size).items() if k != "name"},
+            },
+            "machine": machine(),
+            "phases": {},
+            "details": {},
+            "targets": [],
+        }
+        self.server: Server | None = None
+        self.client: Worker | None = None
+        self.sampler: Sampler | None = None
+        self.db_loans = 0
+        self.baseline: float | None = None
+        self.admin = None  # a connection of the bench's own, for pg_stat_activity and checks
+
+    # Plumbing
+
+    def log(self, message: str) -> None:
+        print(
+            f"[bench {time.strftime('%H:%M:%S')}] {message}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def query(self, sql: str, params=None):
+        with self.admin.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    def pg_cpu(self) -> dict[int, float]:
+        pids = self.query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+        return {pid: cpu_s(pid) for (pid,) in pids}
+
+    def wait_sequenced(self, timeout: float = 600) -> None:
+        """Until the server's sequencer has numbered every event written so far."""
+        deadline = time.monotonic() + timeout
+        while self.query("SELECT count(*) FROM events WHERE sequence IS NULL")[0][0]:
+            if time.monotonic() > deadline:
+                raise RuntimeError("events still unnumbered: is the sequencer stuck?")
+            time.sleep(0.1)
+
+    def head(self) -> int:
+        self.wait_sequenced()
+        return self.query("SELECT last_sequence FROM event_sequence WHERE id = 1")[0][0]
+
+    def group(self, name: str) -> seed.Group:
+        return self.layout.groups[name]
+
+    # Measuring one workload
+
+    def _command(self, workload: dict, **options) -> dict:
+        return {
+            "op": "run",
+            "workload": workload,
+            "concurrency": options.pop("concurrency", self.size.concurrency),
+            "warmup_s": options.pop("warmup_s", self.size.warmup_s),
+            "duration_s": options.pop("duration_s", self.size.duration_s),
+            **options,
+        }
+
+    def measure(self, key: str, label: str, workload: dict, **options) -> dict:
+        before = self._cpu()
+        self.client.send(self._command(workload, **options))
+        result = self.client.receive()
+        return self._record(key, label, workload, result, *self._cpu_used(before))
+
+    def measure_interleaved(
+        self, items: list[tuple[str, str, dict]], rounds: int = 2, **options
+    ) -> list[dict]:
+        """Measures several workloads in alternating slices (A B C C B A ...), so that a
+        drift of the machine's load (other processes) weighs on all of them alike."""
+        duration = options.pop("duration_s", self.size.duration_s)
+        warmup = options.pop("warmup_s", min(self.size.warmup_s, 0.5))
+        slot = max(duration / rounds, 0.2)
+        acc: dict[str, dict] = {key: {"lat": [], "window": 0.0, "runs": []} for key, _, _ in items}
+        for r in range(rounds):
+            for key, _label, workload in items if r % 2 == 0 else reversed(items):
+                before = self._cpu()
+                command = self._command(
+                    workload, warmup_s=warmup, duration_s=slot, raw=True, **options
+                )
+                self.client.send(command)
+                result = self.client.receive()
+                if "failed" in result:
+                    raise RuntimeError(f"{key}: the client failed: {result['failed']}")
+                used, elapsed = self._cpu_used(before)
+                a = acc[key]
+                a["lat"] += result.pop("raw")["latency_ms"]
+                a["window"] += result["window_s"]
+                a["runs"].append((result, used, elapsed))
+        phases = []
+        for key, label, workload in items:
+            a = acc[key]
+            runs = a["runs"]
+            errors: collections.Counter = collections.Counter()
+            outcomes: collections.Counter = collections.Counter()
+            samples: dict = {}
+            used = {"server": 0.0, "pg": 0.0, "client": 0.0}
+            elapsed = 0.0
+            for result, run_used, run_elapsed in runs:
+                errors.update(result["errors_by_code"])
+                outcomes.update(result["outcomes"])
+                samples.update(result["error_samples"])
+                for name in used:
+                    used[name] += run_used[name]
+                elapsed += run_elapsed
+            combined = summarize(a["lat"], a["window"], sum(errors.values()))
+            combined.update(
+                errors_by_code=dict(errors),
+                error_samples=samples,
+                outcomes=dict(outcomes),
+                exhausted=any(r["exhausted"] for r, _, _ in runs),
+                client_cpu_s=round(sum(r["client_cpu_s"] for r, _, _ in runs), 3),
+                elapsed_s=round(elapsed, 3),
+                window_start=runs[0][0]["window_start"],
+                window_end=runs[-1][0]["window_end"],
+                slices=len(runs),
+            )
+            phases.append(self._record(key, label, workload, combined, used, elapsed))
+        return phases
+
+    def _cpu(self) -> dict:
+        return {
+            "server": cpu_s(self.server.pid),
+            "client": cpu_s(self.client.pid),
+            "pg": self.pg_cpu(),
+            "t": time.perf_counter(),
+        }
+
+    def _cpu_used(self, before: dict) -> tuple[dict, float]:
+        after = self._cpu()
+        pg = sum(cpu - before["pg"].get(pid, 0.0) for pid, cpu in after["pg"].items())
+        used = {
+            "server": after["server"] - before["server"],
+            "pg": pg,
+            "client": after["client"] - before["client"],
+        }
+        return used, after["t"] - before["t"]
+
+    def _record(
+        self,
+        key: str,
+        label: str,
+        workload: dict,
+        result: dict,
+        used: dict,
+        elapsed: float,
+    ) -> dict:
+        if "failed" in result:
+            raise RuntimeError(f"{label}: the client failed: {result['failed']}")
+        phase = {
+            "label": label,
+            "db_loans": self.db_loans,
+            "workload": workload,
+            **result,
+        }
+        phase["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
+        rate = result["calls_per_s"]
+        for name, seconds in used.items():
+            phase[f"{name}_cpu_cores"] = round(seconds / elapsed, 3)
+            phase[f"{name}_cpu_ms_per_call"] = (
+                round(seconds / elapsed / rate * 1000, 3) if rate else None
+            )
+        phase["server_rss_max_mb"] = round(
+            self.sampler.max_kb(result["window_start"], result["window_end"]) / MB, 1
+        )
+        if workload["rpc"] == "health" and result["calls_per_s"]:
+            self.baseline = result["calls_per_s"]
+        phase["vs_noop"] = ratio(rate, self.baseline) if workload["rpc"] != "health" else 1.0
+        self.results["phases"][key] = phase
+        samples = f" {result['error_samples']}" if phase["errors"] else ""
+        self.log(
+            f"{label}: {rate:,.0f} calls/s, p50 {phase['p50_ms']} ms, p99 {phase['p99_ms']} ms, "
+            f"errors {phase['errors']}{samples}"
+        )
+        return phase
+
+    # The run
+
+    def run(self) -> dict:
+        s = self.size
+        t0 = time.perf_counter()
+        self.log(f"database {seed.make_url(self.url).database}: migrating and seeding stage A")
+        seed.migrate(self.url)
+        seeder = seed.Seeder(self.url, self.today)
+        self.layout = seeder.layout
+        seeder.seed_small(s.read_loans, s.history_loans)
+        self.db_loans = self.layout.loans
+        checked = seeder.verify()
+        self.admin = seed.connect(self.url, autocommit=True)
+        command = shlex.split(self.args.server_command) if self.args.server_command else None
+        self.server = Server(self.url, self.workdir, self.args.server_arg, command).start()
+        self.sampler = Sampler(self.server.pid)
+        self.client = Worker("bench.client", self.server.address)
+        self.results["details"]["server_rss_idle_mb"] = round(rss_kb(self.server.pid) / MB, 1)
+        try:
+            self._stage_a()
+            self.log(f"seeding stage B: {s.total_loans:,} loans")
+            seeder.seed_large(s.pay_loans, s.hot_loans, s.total_loans, s.filler_weeks)
+            self.db_loans = self.layout.loans
+            checked += seeder.verify()
+            self.results["details"]["seed_verified_loans"] = checked
+            self.results["layout"] = self.layout.to_json()
+            self.results["seed_timings_s"] = {k: round(v, 2) for k, v in seeder.timings.items()}
+            self.results["database"] = seed.database_size(self.url)
+            self._stage_b()
+            if self.args.profile:
+                self._profile(self.args.profile)
+        finally:
+            seeder.close()
+            self.client.close()
+            self.sampler.stop()
+            code = self.server.stop()
+            self.results["server_exit_code"] = code
+            self.results["server_log_tail"] = self.server.log()[-2000:]
+        self.results["elapsed_s"] = round(time.perf_counter() - t0, 1)
+        self.results["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        self._targets()
+        return self.results
+
+    def _all_loans(self) -> list[list[int]]:
+        return [[1, self.db_loans]]
+
+    def _reads(self, stage: str) -> list[tuple[str, str, dict]]:
+        read = self.group("read")
+        return [
+            (
+                f"get_outstanding_{stage}",
+                f"GetOutstanding, random loan ({stage})",
+                {"rpc": "get_outstanding", "ids": self._all_loans()},
+            ),
+            (
+                f"is_delinquent_{stage}",
+                f"IsDelinquent, random loan ({stage})",
+                {"rpc": "is_delinquent", "ids": self._all_loans()},
+            ),
+            (
+                f"get_loan_{stage}",
+                f"GetLoan, 50 installments ({stage})",
+                {"rpc": "get_loan", "ids": [read.ids()]},
+            ),
+        ]
+
+    def _stage_a(self) -> None:
+        group = [("health_small", "Health/Check no-op (small)", {"rpc": "health"})]
+        if "reads" in self.sections:
+            group += self._reads("small")
+        self.measure_interleaved(group)
+        if "history" in self.sections:
+            one, all_ = self.group("paid1"), self.group("paid520")
+            # A date before each loan's latest payment: the read seeks its payments.
+            past = {
+                1: (one.start + dt.timedelta(days=3)).isoformat(),
+                520: (all_.start + dt.timedelta(days=7 * 260 + 3)).isoformat(),
+            }
+            for rpc, name, as_of in (
+                ("get_outstanding", "GetOutstanding", False),
+                ("is_delinquent", "IsDelinquent", False),
+                ("get_outstanding", "GetOutstanding as_of before last payment", True),
+            ):
+                pair = []
+                for group, paid in ((one, 1), (all_, 520)):
+                    workload = {"rpc": rpc, "ids": [group.ids()]}
+                    if as_of:
+                        workload["as_of"] = past[paid]
+                    key = f"{rpc}_paid{paid}" + ("_past" if as_of else "")
+                    pair.append((key, f"{name}, 520-week loan, {paid} paid", workload))
+                self.measure_interleaved(pair, rounds=4)
+
+    def _stage_b(self) -> None:
+        pay = self.group("pay")
+        pay_spec = {"rpc": "pay", "loans": pay.ids(), "weeks": pay.weeks}
+        group = [("health", "Health/Check no-op (large)", {"rpc": "health"})]
+        if "reads" in self.sections:
+            group += self._reads("large")
+        if "unary" in self.sections:
+            group += [
+                ("make_payment", "MakePayment, many loans", pay_spec),
+                (
+                    "create_loan",
+                    "CreateLoan, 50 weeks",
+                    {
+                        "rpc": "create_loan",
+                        "customers": [1, self.group("paid520").hi],
+                        "weeks": 50,
+                    },
+                ),
+            ]
+        self.measure_interleaved(group)
+        if "unary" in self.sections:
+            hot = self.group("hot")
+            self.measure(
+                "make_payment_hot",
+                f"MakePayment, hot loans ({self.size.hot_slots} at a time)",
+                {
+                    "rpc": "pay_hot",
+                    "loans": hot.ids(),
+                    "weeks": hot.weeks,
+                    "hot": self.size.hot_slots,
+                },
+            )
+            self.measure(
+                "list_payments",
+                "ListPayments, 18 payments",
+                {"rpc": "list_payments", "ids": [self.group("read").ids()]},
+            )
+        if "streams" in self.sections:
+            self._streams(pay_spec)
+        if "sweep" in self.sections:
+            self._sweep(pay_spec)
+
+    # Streams
+
+    def _streams(self, pay_spec: dict) -> None:
+        s = self.size
+        self.measure(
+            "make_payment_probe_0",
+            "MakePayment + delivery probe, 0 streams",
+            pay_spec,
+            probe_after=self.head(),
+        )
+        pay = self.group("pay")
+        latest = dict(
+            self.query(
+                "SELECT loan_id, max(sequence) FROM events WHERE loan_id BETWEEN %s AND %s "
+                "GROUP BY loan_id",
+                (pay.lo, pay.hi),
+            )
+        )
+        loans = list(range(pay.lo, pay.hi + 1))
+        followed = [loans[i % len(loans)] for i in range(s.streams)]
+        subs = [[loan, latest[loan] - 1] for loan in followed]
+        holder = Worker("bench.streams", self.server.address)
+        try:
+            rss_before = rss_kb(self.server.pid)
+            opened = holder.request(
+                {
+                    "op": "open",
+                    "subs": subs,
+                    "channels": max(1, s.streams // 100),
+                    "timeout_s": 120,
+                }
+            )
+            time.sleep(1.0)
+            details = self.results["details"]
+            details["streams_opened"] = opened["ready"]
+            details["streams_open_s"] = opened["open_s"]
+            details["server_rss_before_streams_mb"] = round(rss_before / MB, 1)
+            details["server_rss_streams_idle_mb"] = round(rss_kb(self.server.pid) / MB, 1)
+            self.log(f"streams: {opened}")
+            if opened["ready"] < s.streams:
+                self.log(f"only {opened['ready']} of {s.streams} streams delivered a first event")
+            holder_cpu = cpu_s(holder.pid)
+            self.measure(
+                "health_streams",
+                f"Health/Check no-op, {s.streams} streams open",
+                {"rpc": "health"},
+            )
+            self.baseline = self.results["phases"]["health"]["calls_per_s"]
+            self.measure(
+                "make_payment_probe_streams",
+                f"MakePayment + delivery probe, {s.streams} streams",
+                pay_spec,
+                probe_after=self.head(),
+            )
+            # The event path when the server is not saturated by the callers.
+            self.measure(
+                "make_payment_probe_streams_light",
+                f"MakePayment + delivery probe, {s.streams} streams, {LIGHT_CONCURRENCY} callers",
+                pay_spec,
+                probe_after=self.head(),
+                concurrency=LIGHT_CONCURRENCY,
+            )
+            details["streams_holder_cpu_s"] = round(cpu_s(holder.pid) - holder_cpu, 2)
+            closed = holder.request({"op": "close"})
+            details["stream_messages_received"] = closed["received"]
+            details["stream_errors"] = closed["errors"]
+        finally:
+            holder.close()
+
+    # Sweep
+
+    def _sweep(self, pay_spec: dict) -> None:
+        details = self.results["details"]
+        self.wait_sequenced()
+        unpaid = self.query("SELECT count(*) FROM loans WHERE status <> 'PAID'")[0][0]
+        details["sweep_unpaid_loans"] = unpaid
+        self.log(f"bare UPDATE of the {unpaid:,} unpaid loans")
+        conn = seed.connect(self.url)
+        try:
+            with conn.cursor() as cur:
+                t0 = time.perf_counter()
+                cur.execute("UPDATE loans SET updated_at = updated_at WHERE status <> 'PAID'")
+                rows = cur.rowcount
+                conn.commit()
+                update_s = time.perf_counter() - t0
+        finally:
+            conn.close()
+        details["bare_update_rows"] = rows
+        details["bare_update_s"] = round(update_s, 3)
+        seed.vacuum(self.url, "loans")
+        stub_channel = grpc.insecure_channel(self.server.address)
+        stub = loan_service_pb2_grpc.LoanServiceStub(stub_channel)
+        try:
+            yesterday = self.today - dt.timedelta(days=1)
+            self.log(f"sweep at {yesterday}")
+            t0 = time.perf_counter()
+            first = stub.RunDelinquencySweep(
+                loan_service_pb2.RunDelinquencySweepRequest(as_of=_pb_date(yesterday)),
+                timeout=3600,
+            )
+            sweep_s = time.perf_counter() - t0
+            details["sweep_s"] = round(sweep_s, 3)
+            details["sweep_loans_checked"] = first.loans_checked
+            details["sweep_events_written"] = first.events_written
+            details["sweep_newly_delinquent"] = first.newly_delinquent
+            details["sweep_batches"] = first.batches
+            details["sweep_vs_bare_update"] = ratio(sweep_s, update_s)
+            self.log(
+                f"sweep: {sweep_s:.1f} s for {first.loans_checked:,} loans, "
+                f"{first.events_written:,} events; bare UPDATE {update_s:.1f} s"
+            )
+            t0 = time.perf_counter()
+            self.wait_sequenced()
+            details["sweep_events_numbered_after_s"] = round(time.perf_counter() - t0, 3)
+            reference = self.measure("make_payment_before_sweep", "MakePayment, no sweep", pay_spec)
+            # Payments while the server sweeps the next business date.
+            before = self._cpu()
+            self.client.send(
+                {
+                    "op": "run",
+                    "workload": pay_spec,
+                    "concurrency": self.size.concurrency,
+                    "warmup_s": self.size.warmup_s,
+                    "duration_s": 3600,
+                    "raw": True,
+                }
+            )
+            time.sleep(self.size.warmup_s + 0.2)
+            answer: dict = {}
+
+            def sweep_today() -> None:
+                answer["start"] = time.time()
+                answer["reply"] = stub.RunDelinquencySweep(
+                    loan_service_pb2.RunDelinquencySweepRequest(as_of=_pb_date(self.today)),
+                    timeout=3600,
+                )
+                answer["end"] = time.time()
+
+            sweeper = threading.Thread(target=sweep_today)
+            sweeper.start()
+            sweeper.join()
+            self.client.send({"op": "stop"})
+            result = self.client.receive()
+            start, end = answer["start"], answer["end"]
+            raw = result.pop("raw")
+            calls = zip(raw["end"], raw["latency_ms"], strict=True)
+            inside = [latency for t, latency in calls if start <= t <= end]
+            result.update(summarize(inside, end - start, result["errors"]))
+            result["window_start"], result["window_end"] = start, end
+            phase = self._record(
+                "make_payment_during_sweep",
+                "MakePayment, during a sweep",
+                pay_spec,
+                result,
+                *self._cpu_used(before),
+            )
+            reply = answer["reply"]
+            details["sweep_under_load_s"] = round(end - start, 3)
+            details["sweep_under_load_events_written"] = reply.events_written
+            details["payments_during_sweep_vs_without"] = ratio(
+                phase["calls_per_s"], reference["calls_per_s"]
+            )
+        finally:
+            stub_channel.close()
+
+    # Profiling
+
+    def _profile(self, folder: Path) -> None:
+        py_spy = shutil.which("py-spy") or str(BIN / "py-spy")
+        if not Path(py_spy).exists():
+            self.log("--profile needs py-spy: pip install py-spy")
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        duration = max(10.0, self.size.duration_s)
+        pay = self.group("pay")
+        workloads = {
+            "health": {"rpc": "health"},
+            "get_outstanding": {"rpc": "get_outstanding", "ids": self._all_loans()},
+            "make_payment": {"rpc": "pay", "loans": pay.ids(), "weeks": pay.weeks},
+            "create_loan": {
+                "rpc": "create_loan",
+                "customers": [1, self.group("paid520").hi],
+                "weeks": 50,
+            },
+        }
+        modes = {
+            "gil": ["--gil", "--nonblocking"],
+            "all": ["--nonblocking"],
+            "native": ["--gil", "--native"],
+        }
+        for name, workload in workloads.items():
+            for mode in self.args.profile_modes.split(","):
+                flags = modes[mode]
+                out = folder / f"{name}-{mode}.txt"
+                self.log(f"py-spy {mode}: {name} -> {out}")
+                spy = subprocess.Popen(
+                    [
+                        py_spy,
+                        "record",
+                        "--pid",
+                        str(self.server.pid),
+                        "--rate",
+                        str(PROFILE_RATE_HZ),
+                        "--duration",
+                        str(int(duration)),
+                        "--format",
+                        "raw",
+                        "--threads",
+                        "--output",
+                        str(out),
+                        *flags,
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                phase = self.measure(
+                    f"profiled_{name}_{mode}",
+                    f"(profiled {mode}) {name}",
+                    workload,
+                    warmup_s=0.5,
+                    duration_s=duration,
+                )
+                spy.wait(timeout=120)
+                if out.exists():
+                    calls = phase["calls_per_s"] * int(duration)
+                    text = profile.summarize(out, calls=calls, rate=PROFILE_RATE_HZ)
+                    out.with_suffix(".summary.txt").write_text(text + "\n")
+
+    # Targets
+
+    def _targets(self) -> None:
+        p = self.results["phases"]
+        d = self.results["details"]
+
+        def rate(key: str) -> float | None:
+            return p.get(key, {}).get("calls_per_s")
+
+        def add(name: str, value, op: str, goal: float) -> None:
+            ok = None if value is None else (value >= goal if op == ">=" else value <= goal)
+            if op == "<" and value is not None:
+                ok = value < goal
+            self.results["targets"].append(
+                {"name": name, "value": value, "op": op, "goal": goal, "ok": ok}
+            )
+
+        noop = rate("health")
+        add("MakePayment / no-op", ratio(rate("make_payment"), noop), ">=", 0.35)
+        add(
+            "MakePayment hot loans / no-op",
+            ratio(rate("make_payment_hot"), noop),
+            ">=",
+            0.35,
+        )
+        add(
+            "GetOutstanding / no-op",
+            ratio(rate("get_outstanding_large"), noop),
+            ">=",
+            0.6,
+        )
+        add("IsDelinquent / no-op", ratio(rate("is_delinquent_large"), noop), ">=", 0.6)
+        add("CreateLoan (50 weeks) / no-op", ratio(rate("create_loan"), noop), ">=", 0.2)
+        for key, name in (
+            ("get_outstanding", "GetOutstanding"),
+            ("is_delinquent", "IsDelinquent"),
+            ("get_loan", "GetLoan"),
+        ):
+            add(
+                f"{name} at {self.size.total_loans:,} loans / at {self.size.small_loans:,}",
+                ratio(rate(f"{key}_large"), rate(f"{key}_small")),
+                ">=",
+                0.8,
+            )
+        for key, name in (
+            ("get_outstanding", "GetOutstanding"),
+            ("is_delinquent", "IsDelinquent"),
+            ("get_outstanding_{}_past", "GetOutstanding as_of past"),
+        ):
+            if "{}" in key:
+                a, b = key.format("paid520"), key.format("paid1")
+            else:
+                a, b = f"{key}_paid520", f"{key}_paid1"
+            add(f"{name}: 520 paid / 1 paid", ratio(rate(a), rate(b)), ">=", 0.8)
+        add(
+            f"sweep of {d.get('sweep_loans_checked', 0):,} loans / bare UPDATE",
+            d.get("sweep_vs_bare_update"),
+            "<=",
+            3,
+        )
+        add(
+            f"MakePayment with {self.size.streams:,} streams / with none",
+            ratio(rate("make_payment_probe_streams"), rate("make_payment_probe_0")),
+            ">=",
+            0.8,
+        )
+        probe = p.get("make_payment_probe_streams", {}).get("probe") or {}
+        add(
+            f"event create-to-delivery p99 ms, {self.size.concurrency} callers (streams open)",
+            probe.get("create_to_delivery_p99_ms"),
+            "<",
+            100,
+        )
+        add(
+            f"server RSS MB under load, {self.size.streams:,} streams",
+            p.get("make_payment_probe_streams", {}).get("server_rss_max_mb"),
+            "<",
+            200,
+        )
+        light = p.get("make_payment_probe_streams_light", {}).get("probe") or {}
+        add(
+            f"event create-to-delivery p99 ms, light load: {LIGHT_CONCURRENCY} callers",
+            light.get("create_to_delivery_p99_ms"),
+            "<",
+            100,
+        )
+        probe0 = p.get("make_payment_probe_0", {}).get("probe") or {}
+        d["event_create_to_delivery_p50_ms_no_streams"] = probe0.get("create_to_delivery_p50_ms")
+        d["event_create_to_delivery_p99_ms_no_streams"] = probe0.get("create_to_delivery_p99_ms")
+        d["event_create_to_delivery_p50_ms_streams"] = probe.get("create_to_delivery_p50_ms")
+        d["event_create_to_delivery_p99_ms_streams"] = probe.get("create_to_delivery_p99_ms")
+        d["event_answer_to_delivery_p99_ms_streams"] = probe.get("answer_to_delivery_p99_ms")
+        d["events_missing_streams"] = probe.get("missing")
+        d["server_rss_max_mb"] = max(
+            (ph.get("server_rss_max_mb") or 0 for ph in p.values()), default=None
+        )
+
+
+def _pb_date(day: dt.date) -> date_pb2.Date:
+    return date_pb2.Date(year=day.year, month=day.month, day=day.day)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    base = TINY if args.tiny else FULL if args.full else DEFAULT
+    size = base.with_overrides(
+        concurrency=args.concurrency,
+        duration_s=args.duration_s,
+        warmup_s=args.warmup_s,
+        total_loans=args.loans,
+        filler_weeks=args.filler_weeks,
+        streams=args.streams,
+    )
+    if size.total_loans < size.small_loans + size.pay_loans + size.hot_loans:
+        print("--loans is too small for the loans the workloads need", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="lb-bench-"))
+    created = args.database_url is None
+    url = seed.create_database(args.admin_url) if created else args.database_url
+    bench = Bench(url, size, args, workdir)
+    failed = False
+    try:
+        results = bench.run()
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        if bench.admin is not None:
+            bench.admin.close()
+        if created and not args.keep_database:
+            seed.drop_database(args.admin_url, url)
+        elif failed or args.keep_database:
+            print(f"database kept: {url}", file=sys.stderr)
+        if failed and bench.server is not None:
+            print(f"server log: {bench.server.log_path}", file=sys.stderr)
+    results["database_url"] = "(dropped)" if created and not args.keep_database else url
+    print(report.render(results))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0

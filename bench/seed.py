@@ -1,0 +1,554 @@
+"""A fresh PostgreSQL database with a seeded portfolio, written with set-based SQL.
+
+The schema comes from `loanbilling migrate`; the rows are bulk-inserted with
+INSERT ... SELECT generate_series, foreign-key triggers off for the load
+(session_replication_role = replica). Every loan of a group shares its terms,
+so the figures a group's rows carry (status, outstanding, events) are computed
+once with loanbilling.domain and `verify` replays a sample of every group
+through the same domain rules (settle_payment, Position) to prove the rows are
+what the server itself would have written.
+
+Every loan lends 100,000 x weeks at 1000 bps, so every installment is 110,000
+(100,000 principal + 10,000 interest), as in the canonical loan.
+
+Stage A (the "1,000 loans" database):
+  read     50 weeks, started 20 weeks ago, weeks 1-18 paid one by one on their
+           due dates: ACTIVE with one installment missed (GetLoan, ListPayments)
+  paid1    520 weeks, started 8 days ago, week 1 paid: ACTIVE
+  paid520  520 weeks, started 521 weeks ago, all 520 paid one by one: PAID
+Stage B (grown to `total_loans`):
+  pay, hot 50 weeks, started 51 weeks ago, nothing paid: DELINQUENT, every
+           installment payable (MakePayment capacity: 50 installments a loan),
+           with the outbox history daily sweeps would have written
+  filler   `filler_weeks` weeks, started 8 days to (weeks - 1) weeks ago, one
+           payment of every installment due so far (80 %), all but one (15 %)
+           or all but two (5 %, stored ACTIVE: the next sweep turns them
+           DELINQUENT), no events (as if imported); a customer has 4 loans.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psycopg2
+from sqlalchemy.engine import make_url
+
+from loanbilling.domain.events import EventKind, NewEvent, creation_events, delinquent_event
+from loanbilling.domain.loan import LoanStatus, LoanTerms, Position
+from loanbilling.domain.payment import check_payment_date, settle_payment
+
+INSTALLMENT = 110_000
+PRINCIPAL_PART = 100_000
+INTEREST_PART = 10_000
+RATE_BPS = 1000
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+LOANBILLING = Path(sys.executable).parent / "loanbilling"
+
+
+def terms_for(weeks: int, start: dt.date) -> LoanTerms:
+    terms = LoanTerms.create(
+        principal_amount=PRINCIPAL_PART * weeks,
+        interest_rate_bps=RATE_BPS,
+        weeks=weeks,
+        start_date=start,
+    )
+    # The SQL below writes constant installments: check the rules agree.
+    for k in (1, weeks // 2 or 1, weeks):
+        i = terms.installment(k)
+        assert (i.amount, i.principal_amount, i.interest_amount) == (
+            INSTALLMENT,
+            PRINCIPAL_PART,
+            INTEREST_PART,
+        ), i
+    return terms
+
+
+# Databases
+
+
+def _libpq_url(url: str) -> str:
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def connect(url: str, *, autocommit: bool = False):
+    conn = psycopg2.connect(_libpq_url(url), connect_timeout=5)
+    conn.autocommit = autocommit
+    return conn
+
+
+def create_database(admin_url: str) -> str:
+    name = f"lb_bench_{uuid.uuid4().hex[:8]}"
+    conn = connect(admin_url, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        conn.close()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    name = make_url(url).database
+    conn = connect(admin_url, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        conn.close()
+
+
+def migrate(url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOANBILLING_")}
+    done = subprocess.run(
+        [str(LOANBILLING), "migrate", "--database-url", url, "--log-level", "WARNING"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"loanbilling migrate failed ({done.returncode}):\n{done.stderr}")
+
+
+# Layout
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    lo: int
+    hi: int
+    weeks: int
+    # For groups of one shape; None for the filler, whose start varies per loan.
+    start: dt.date | None = None
+    paid: int | None = None
+
+    @property
+    def count(self) -> int:
+        return self.hi - self.lo + 1
+
+    def ids(self) -> list[int]:
+        return [self.lo, self.hi]
+
+
+@dataclass
+class Layout:
+    today: dt.date
+    groups: dict[str, Group]
+    customers: int = 0
+    payments: int = 0
+    events: int = 0
+    loans: int = 0
+
+    def to_json(self) -> dict:
+        return {
+            "today": self.today.isoformat(),
+            "loans": self.loans,
+            "customers": self.customers,
+            "payments": self.payments,
+            "events": self.events,
+            "groups": {
+                name: {
+                    **{k: v for k, v in asdict(g).items() if k not in ("start",)},
+                    "start": g.start.isoformat() if g.start else None,
+                }
+                for name, g in self.groups.items()
+            },
+        }
+
+
+# Seeding
+
+
+class Seeder:
+    def __init__(self, url: str, today: dt.date) -> None:
+        self.url = url
+        self.conn = connect(url)
+        self.layout = Layout(today, {})
+        self.timings: dict[str, float] = {}
+        with self.conn.cursor() as cur:
+            for table in ("loans", "customers", "payments"):
+                cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - fixed names
+                if cur.fetchone()[0]:
+                    raise RuntimeError(f"the database is not empty ({table} has rows)")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @property
+    def today(self) -> dt.date:
+        return self.layout.today
+
+    def _run(self, statements: list[tuple[str, dict]]) -> None:
+        with self.conn.cursor() as cur:
+            # Foreign keys are checked by construction and by verify(): no per-row triggers.
+            cur.execute("SET session_replication_role = replica")
+            for sql, params in statements:
+                cur.execute(sql, params)
+            cur.execute("SET session_replication_role = DEFAULT")
+        self.conn.commit()
+
+    # Stage A and B
+
+    def seed_small(self, read: int, history: int) -> None:
+        t0 = time.perf_counter()
+        t = self.today
+        groups = [
+            Group("read", 1, read, 50, t - dt.timedelta(days=140), 18),
+            Group("paid1", read + 1, read + history, 520, t - dt.timedelta(days=8), 1),
+            Group(
+                "paid520",
+                read + history + 1,
+                read + 2 * history,
+                520,
+                t - dt.timedelta(days=7 * 521),
+                520,
+            ),
+        ]
+        self._customers(1, read + 2 * history)
+        for g in groups:
+            self._uniform_group(g, customer_sql="g", history=False)
+        self._finish()
+        self.timings["seed_small_s"] = time.perf_counter() - t0
+
+    def seed_large(self, pay: int, hot: int, total: int, filler_weeks: int) -> None:
+        t0 = time.perf_counter()
+        t = self.today
+        lo = self.layout.loans + 1
+        start = t - dt.timedelta(days=7 * 51)
+        groups = [
+            Group("pay", lo, lo + pay - 1, 50, start, 0),
+            Group("hot", lo + pay, lo + pay + hot - 1, 50, start, 0),
+        ]
+        cbase = self.layout.customers + 1
+        self._customers(cbase, cbase + pay + hot - 1)
+        for g in groups:
+            self._uniform_group(g, customer_sql=f"{cbase - lo} + g", history=True)
+        filler_lo = lo + pay + hot
+        if total >= filler_lo:
+            self._filler(Group("filler", filler_lo, total, filler_weeks))
+        self._finish()
+        self.timings["seed_large_s"] = time.perf_counter() - t0
+
+    def _customers(self, lo: int, hi: int) -> None:
+        self._run(
+            [
+                (
+                    "INSERT INTO customers (id, name, email, phone, created_at) "
+                    "SELECT g, 'Borrower ' || g, 'borrower' || g || '@example.com', "
+                    "'+62 812-' || lpad(g::text, 7, '0'), now() "
+                    "FROM generate_series(%(lo)s, %(hi)s) g",
+                    {"lo": lo, "hi": hi},
+                )
+            ]
+        )
+        self.layout.customers = hi
+
+    def _loans_sql(self, weeks: int, start_sql: str, paid_sql: str, status_sql: str, cust: str):
+        return (
+            "INSERT INTO loans (id, customer_id, principal_amount, interest_rate_bps, weeks, "
+            "start_date, currency_code, delinquency_threshold, interest_amount, total_amount, "
+            "weekly_payment, paid_count, outstanding_amount, last_payment_date, status, "
+            "request_id, created_at, updated_at) "
+            f"SELECT id, customer_id, {PRINCIPAL_PART * weeks}, {RATE_BPS}, {weeks}, start_date, "
+            f"'IDR', 2, {INTEREST_PART * weeks}, {INSTALLMENT * weeks}, {INSTALLMENT}, paid, "
+            f"{INSTALLMENT} * ({weeks} - paid), "
+            "CASE WHEN paid > 0 THEN start_date + 7 * paid END, status, NULL, "
+            "start_date::timestamptz, now() "
+            f"FROM (SELECT g AS id, {cust} AS customer_id, ({start_sql})::date AS start_date, "
+            f"{paid_sql} AS paid, {status_sql} AS status "
+            "FROM generate_series(%(lo)s, %(hi)s) g) s"
+        )
+
+    def _installments_sql(self, paid_date_sql: str, payment_id_sql: str) -> str:
+        return (
+            "INSERT INTO installments (loan_id, week_number, due_date, amount, principal_amount, "
+            "interest_amount, paid_date, payment_id) "
+            f"SELECT l.id, w, l.start_date + 7 * w, {INSTALLMENT}, {PRINCIPAL_PART}, "
+            f"{INTEREST_PART}, CASE WHEN w <= l.paid_count THEN {paid_date_sql} END, "
+            f"CASE WHEN w <= l.paid_count THEN {payment_id_sql} END "
+            "FROM loans l, generate_series(1, l.weeks) w "
+            "WHERE l.id BETWEEN %(lo)s AND %(hi)s"
+        )
+
+    def _uniform_group(self, g: Group, *, customer_sql: str, history: bool) -> None:
+        """Loans of one shape; payments of one installment each, on its due date."""
+        terms = terms_for(g.weeks, g.start)
+        position = Position(terms, g.paid, self.today)
+        pay_base = self.layout.payments + 1
+        params = {"lo": g.lo, "hi": g.hi, "start": g.start, "pay_base": pay_base, "p": g.paid}
+        statements = [
+            (
+                self._loans_sql(g.weeks, "%(start)s", "%(p)s", "%(status)s", customer_sql),
+                {**params, "status": position.status.value},
+            ),
+            (
+                self._installments_sql(
+                    "l.start_date + 7 * w",
+                    "%(pay_base)s + (l.id - %(lo)s) * %(p)s + (w - 1)",
+                ),
+                params,
+            ),
+        ]
+        if g.paid:
+            statements.append(
+                (
+                    "INSERT INTO payments (id, loan_id, amount, currency_code, payment_date, "
+                    "first_week, last_week, idempotency_key, outstanding_after, status_after, "
+                    "created_at) "
+                    f"SELECT %(pay_base)s + (l.id - %(lo)s) * %(p)s + (w - 1), l.id, {INSTALLMENT},"
+                    " 'IDR', l.start_date + 7 * w, w, w, 'seed-' || l.id || '-' || w, "
+                    f"{INSTALLMENT} * (l.weeks - w), "
+                    "CASE WHEN w = l.weeks THEN 'PAID' ELSE 'ACTIVE' END, "
+                    "(l.start_date + 7 * w)::timestamptz "
+                    "FROM loans l, generate_series(1, l.paid_count) w "
+                    "WHERE l.id BETWEEN %(lo)s AND %(hi)s",
+                    params,
+                )
+            )
+        statements += self._events(g, terms, history)
+        self._run(statements)
+        self.layout.payments += g.count * g.paid
+        self.layout.loans = max(self.layout.loans, g.hi)
+        self.layout.groups[g.name] = g
+
+    def _events(self, g: Group, terms: LoanTerms, history: bool) -> list[tuple[str, dict]]:
+        """LOAN_CREATED; for a delinquent group, what daily sweeps would have written."""
+        rows = [creation_events(0, 0, terms, g.start)[0]]
+        if history:
+            assert g.paid == 0
+            for week in range(1, g.weeks + 1):
+                seen = terms.due_date(week) + dt.timedelta(days=1)
+                if seen >= self.today:
+                    break
+                at = Position(terms, 0, seen)
+                rows.append(missed_event(terms, at, week))
+                if at.missed_installments == terms.delinquency_threshold:
+                    rows.append(delinquent_event(0, 0, at))
+        columns = {
+            "kind": ("text", [r.kind.value for r in rows]),
+            "week": ("int", [r.week_number for r in rows]),
+            "bdate": ("date", [r.business_date for r in rows]),
+            "amount": ("bigint", [r.amount for r in rows]),
+            "due": ("date", [r.due_date for r in rows]),
+            "missed": ("int", [r.missed_installments for r in rows]),
+            "overdue": ("bigint", [r.overdue_amount for r in rows]),
+            "dpd": ("int", [r.days_past_due for r in rows]),
+            "outstanding": ("bigint", [r.outstanding_amount for r in rows]),
+        }
+        unnest = ", ".join(f"%({name})s::{kind}[]" for name, (kind, _) in columns.items())
+        base = self.layout.events + 1
+        sql = (
+            "INSERT INTO events (id, sequence, kind, loan_id, customer_id, week_number, "
+            "business_date, created_at, amount, due_date, missed_installments, overdue_amount, "
+            "days_past_due, outstanding_amount, currency_code, payment_id) "
+            "SELECT n, n, t.kind, l.id, l.customer_id, t.week, t.bdate, t.bdate::timestamptz, "
+            "t.amount, t.due, t.missed, t.overdue, t.dpd, t.outstanding, 'IDR', NULL "
+            f"FROM loans l, unnest({unnest}) WITH ORDINALITY "
+            "AS t(kind, week, bdate, amount, due, missed, overdue, dpd, outstanding, i), "
+            "LATERAL (SELECT %(base)s + (l.id - %(lo)s) * %(per)s + (t.i - 1) AS n) k "
+            "WHERE l.id BETWEEN %(lo)s AND %(hi)s"
+        )
+        params = {name: values for name, (_, values) in columns.items()}
+        params.update(base=base, lo=g.lo, hi=g.hi, per=len(rows))
+        self.layout.events += g.count * len(rows)
+        return [(sql, params)]
+
+    def _filler(self, g: Group) -> None:
+        weeks = g.weeks
+        if weeks < 3:
+            raise ValueError("filler loans need 3 weeks or more")
+        terms_for(weeks, self.today)
+        ages = 7 * (weeks - 2)  # started 8 .. 7 * (weeks - 1) days ago
+        nc = max(1, g.count // 4)
+        cbase = self.layout.customers + 1
+        self._customers(cbase, cbase + nc - 1)
+        age = f"(8 + ((g - %(lo)s) %% {ages}))"
+        missed = (
+            f"(CASE WHEN ((g - %(lo)s) / {ages}) %% 20 < 16 THEN 0 "
+            f"WHEN ((g - %(lo)s) / {ages}) %% 20 < 19 THEN 1 ELSE 2 END)"
+        )
+        paid = f"GREATEST(({age} - 1) / 7 - {missed}, 0)"
+        pay_base = self.layout.payments + 1
+        params = {"lo": g.lo, "hi": g.hi, "today": self.today, "pay_base": pay_base}
+        statements = [
+            (
+                self._loans_sql(
+                    weeks,
+                    f"%(today)s::date - {age}",
+                    paid,
+                    "'ACTIVE'",
+                    f"{cbase} + ((g - %(lo)s) %% {nc})",
+                ),
+                params,
+            ),
+            (
+                self._installments_sql(
+                    "l.start_date + 7 * l.paid_count", "%(pay_base)s + (l.id - %(lo)s)"
+                ),
+                params,
+            ),
+            (
+                # One payment of every installment paid, on the due date of the last one.
+                "INSERT INTO payments (id, loan_id, amount, currency_code, payment_date, "
+                "first_week, last_week, idempotency_key, outstanding_after, status_after, "
+                "created_at) "
+                f"SELECT %(pay_base)s + (l.id - %(lo)s), l.id, {INSTALLMENT} * l.paid_count, "
+                "'IDR', l.start_date + 7 * l.paid_count, 1, l.paid_count, 'seed-' || l.id, "
+                f"{INSTALLMENT} * (l.weeks - l.paid_count), 'ACTIVE', "
+                "(l.start_date + 7 * l.paid_count)::timestamptz "
+                "FROM loans l WHERE l.id BETWEEN %(lo)s AND %(hi)s AND l.paid_count > 0",
+                params,
+            ),
+        ]
+        self._run(statements)
+        self.layout.payments += g.count
+        self.layout.loans = g.hi
+        self.layout.groups[g.name] = g
+
+    def _finish(self) -> None:
+        """Identity sequences past the seeded ids, the outbox head, fresh statistics."""
+        with self.conn.cursor() as cur:
+            for table in ("customers", "loans", "payments", "events"):
+                cur.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"GREATEST((SELECT max(id) FROM {table}), 1))"  # noqa: S608
+                )
+            cur.execute(
+                "UPDATE event_sequence SET last_sequence = "
+                "(SELECT coalesce(max(sequence), 0) FROM events) WHERE id = 1"
+            )
+            cur.execute("SELECT count(*) FROM payments")
+            self.layout.payments = cur.fetchone()[0]
+        self.conn.commit()
+        vacuum(self.url)
+
+    # Verification
+
+    def verify(self, per_group: int = 12) -> int:
+        """Replays sample loans of every group through the domain rules; returns loans checked."""
+        checked = 0
+        with self.conn.cursor() as cur:
+            for g in self.layout.groups.values():
+                step = max(1, g.count // per_group)
+                for loan_id in range(g.lo, g.hi + 1, step):
+                    _verify_loan(cur, loan_id, self.today, filler=g.name == "filler")
+                    checked += 1
+        self.conn.rollback()
+        return checked
+
+
+def missed_event(terms: LoanTerms, at: Position, week: int):
+    """The INSTALLMENT_MISSED event the sweep at `at.as_of` writes for `week`."""
+    installment = terms.installment(week)
+    return NewEvent(
+        kind=EventKind.INSTALLMENT_MISSED,
+        loan_id=0,
+        customer_id=0,
+        week_number=week,
+        business_date=at.as_of,
+        amount=installment.amount,
+        due_date=installment.due_date,
+        missed_installments=at.missed_installments,
+        overdue_amount=at.overdue_amount,
+        days_past_due=at.days_past_due,
+        outstanding_amount=at.outstanding_amount,
+        currency_code=terms.currency_code,
+    )
+
+
+def _verify_loan(cur, loan_id: int, today: dt.date, *, filler: bool) -> None:
+    cur.execute(
+        "SELECT principal_amount, interest_rate_bps, weeks, start_date, currency_code, "
+        "delinquency_threshold, interest_amount, total_amount, weekly_payment, paid_count, "
+        "outstanding_amount, last_payment_date, status FROM loans WHERE id = %s",
+        (loan_id,),
+    )
+    row = cur.fetchone()
+    assert row, f"loan {loan_id} missing"
+    (principal, rate, weeks, start, currency, threshold, interest, total, weekly) = row[:9]
+    paid_count, outstanding, last_payment_date, status = row[9:]
+    terms = LoanTerms.create(
+        principal_amount=principal,
+        interest_rate_bps=rate,
+        weeks=weeks,
+        start_date=start,
+        currency_code=currency,
+        delinquency_threshold=threshold,
+    )
+    assert (interest, total, weekly) == (
+        terms.interest_amount,
+        terms.total_amount,
+        terms.weekly_payment,
+    ), loan_id
+    cur.execute(
+        "SELECT week_number, due_date, amount, principal_amount, interest_amount, paid_date, "
+        "payment_id FROM installments WHERE loan_id = %s ORDER BY week_number",
+        (loan_id,),
+    )
+    lines = cur.fetchall()
+    assert [line[0] for line in lines] == list(range(1, weeks + 1)), loan_id
+    for week, due, amount, principal_part, interest_part, paid_date, _ in lines:
+        expected = terms.installment(week)
+        assert (due, amount, principal_part, interest_part) == (
+            expected.due_date,
+            expected.amount,
+            expected.principal_amount,
+            expected.interest_amount,
+        ), (loan_id, week)
+        assert (paid_date is not None) == (week <= paid_count), (loan_id, week)
+    cur.execute(
+        "SELECT id, amount, payment_date, first_week, last_week, outstanding_after, status_after "
+        "FROM payments WHERE loan_id = %s ORDER BY id",
+        (loan_id,),
+    )
+    paid, last_date = 0, None
+    for payment_id, amount, on, first, last, outstanding_after, status_after in cur.fetchall():
+        check_payment_date(terms, on, business_date=today, last_payment_date=last_date)
+        settled = settle_payment(terms, paid, amount, on)
+        assert (settled.first_week, settled.last_week) == (first, last), loan_id
+        assert settled.outstanding_after == outstanding_after, loan_id
+        assert settled.status_after.value == status_after, loan_id
+        for line in lines[first - 1 : last]:
+            assert (line[5], line[6]) == (on, payment_id), (loan_id, line[0])
+        paid, last_date = last, on
+    assert paid == paid_count, loan_id
+    assert last_date == last_payment_date, loan_id
+    now = Position(terms, paid, today)
+    assert outstanding == now.outstanding_amount, loan_id
+    # The filler's "awaiting the sweep" loans are stored ACTIVE, due DELINQUENT.
+    awaiting_sweep = filler and status == "ACTIVE" and now.status is LoanStatus.DELINQUENT
+    assert status == now.status.value or awaiting_sweep, (loan_id, status, now.status)
+
+
+def vacuum(url: str, table: str = "") -> None:
+    conn = connect(url, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"VACUUM (ANALYZE) {table}")
+    finally:
+        conn.close()
+
+
+def database_size(url: str) -> dict:
+    conn = connect(url, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_database_size(current_database())")
+            total = cur.fetchone()[0]
+            sizes = {}
+            for table in ("loans", "installments", "payments", "events"):
+                cur.execute("SELECT pg_total_relation_size(%s), count(*) FROM " + table, (table,))
+                size, count = cur.fetchone()
+                sizes[table] = {"rows": count, "bytes": size}
+        return {"bytes": total, "tables": sizes}
+    finally:
+        conn.close()

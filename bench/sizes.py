@@ -1,0 +1,77 @@
+"""Run sizes: --tiny (a smoke of seconds), the default (a few minutes), --full."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Size:
+    name: str
+    # Stage A, the small database: exactly these loans.
+    read_loans: int  # 50 weeks, 18 paid: GetLoan/ListPayments targets
+    history_loans: int  # 520 weeks, each of "1 paid" and "520 paid"
+    # Stage B, the large database: stage A plus these, then filler up to total_loans.
+    pay_loans: int  # 50 weeks, all due and unpaid: MakePayment capacity 50 each
+    hot_loans: int  # the same shape, paid a few at a time by every caller
+    total_loans: int
+    filler_weeks: int
+    # Load.
+    streams: int
+    hot_slots: int
+    concurrency: int
+    duration_s: float
+    warmup_s: float
+
+    @property
+    def small_loans(self) -> int:
+        return self.read_loans + 2 * self.history_loans
+
+    def with_overrides(self, **changes) -> Size:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+TINY = Size(
+    name="tiny",
+    read_loans=80,
+    history_loans=10,
+    pay_loans=60,
+    hot_loans=20,
+    total_loans=2_000,
+    filler_weeks=10,
+    streams=20,
+    hot_slots=2,
+    concurrency=4,
+    duration_s=0.6,
+    warmup_s=0.2,
+)
+
+DEFAULT = Size(
+    name="default",
+    read_loans=800,
+    history_loans=100,
+    pay_loans=600,
+    hot_loans=100,
+    total_loans=100_000,
+    filler_weeks=10,
+    streams=1_000,
+    hot_slots=4,
+    concurrency=32,
+    duration_s=4.0,
+    warmup_s=1.0,
+)
+
+FULL = Size(
+    name="full",
+    read_loans=800,
+    history_loans=100,
+    pay_loans=3_000,
+    hot_loans=300,
+    total_loans=1_000_000,
+    filler_weeks=10,
+    streams=1_000,
+    hot_slots=4,
+    concurrency=32,
+    duration_s=15.0,
+    warmup_s=2.0,
+)

@@ -1,0 +1,87 @@
+"""`python -m bench --tiny` runs end to end on a fresh PostgreSQL database.
+
+The benchmark is not a timed assertion: this only checks that every section
+runs, answers without errors, and produces its table and its JSON. Timings
+and their targets are for `make bench` (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.databases import ADMIN_URL, require_postgres
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PHASES = {
+    "health_small",
+    "get_outstanding_small",
+    "is_delinquent_small",
+    "get_loan_small",
+    "get_outstanding_paid1",
+    "get_outstanding_paid520",
+    "is_delinquent_paid1",
+    "is_delinquent_paid520",
+    "get_outstanding_paid1_past",
+    "get_outstanding_paid520_past",
+    "health",
+    "get_outstanding_large",
+    "is_delinquent_large",
+    "get_loan_large",
+    "make_payment",
+    "make_payment_hot",
+    "create_loan",
+    "list_payments",
+    "make_payment_probe_0",
+    "health_streams",
+    "make_payment_probe_streams",
+    "make_payment_probe_streams_light",
+    "make_payment_before_sweep",
+    "make_payment_during_sweep",
+}
+
+
+def test_tiny_bench_prints_the_table_and_writes_the_json(tmp_path):
+    require_postgres()
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--tiny", "--admin-url", ADMIN_URL, "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-5000:]}"
+    for heading in ("| workload", "| measure", "| target (one run)"):
+        assert heading in done.stdout
+    for label in ("Health/Check no-op", "MakePayment, many loans", "CreateLoan, 50 weeks"):
+        assert label in done.stdout
+
+    results = json.loads(out.read_text())
+    assert set(results["phases"]) == PHASES
+    for key, phase in results["phases"].items():
+        assert phase["calls"] > 0, key
+        assert phase["errors"] == 0, (key, phase["error_samples"])
+        assert phase["p50_ms"] <= phase["p99_ms"], key
+        assert phase["vs_noop"] is not None, key
+    targets = results["targets"]
+    assert len(targets) == 16
+    assert all(t["value"] is not None for t in targets), targets
+
+    details = results["details"]
+    assert details["streams_opened"] == results["size"]["streams"]
+    assert details["sweep_loans_checked"] == details["bare_update_rows"] > 0
+    assert details["events_missing_streams"] == 0
+    probe = results["phases"]["make_payment_probe_streams"]["probe"]
+    assert probe["delivered"] == probe["payments"] > 0
+    assert results["layout"]["loans"] == results["size"]["total_loans"]
+    assert results["details"]["seed_verified_loans"] > 0
+    assert results["database_url"] == "(dropped)"
+    assert results["server_exit_code"] == 0
