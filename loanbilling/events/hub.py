@@ -32,6 +32,17 @@ class Heartbeat:
     sequence: int
 
 
+class _Subscriber:
+    """A parked stream: its filter, how far it has looked, and what wakes it."""
+
+    __slots__ = ("only", "cursor", "wake")
+
+    def __init__(self, only: EventFilter, cursor: int) -> None:
+        self.only = only
+        self.cursor = cursor
+        self.wake = asyncio.Event()
+
+
 class HubClosed(Exception):
     """The server is shutting down: streams end so that clients resume elsewhere."""
 
@@ -51,15 +62,15 @@ class EventHub:
         self.ring: deque[StoredEvent] = deque(maxlen=ring_size)
         self.last = 0  # the highest sequence the hub has loaded
         self._wake = asyncio.Event()
-        self._changed = asyncio.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: set[_Subscriber] = set()  # caught-up streams, parked
         self.subscribers = 0
         self.closed = False
 
     async def close(self) -> None:
         """Ends every stream now rather than at the end of the shutdown grace period."""
         self.closed = True
-        await self._announce()
+        self._announce()
 
     # Following the outbox
 
@@ -85,7 +96,8 @@ class EventHub:
             except Exception as error:  # noqa: BLE001 - the database may be away; retry
                 log.warning("event hub cannot read the outbox: %s", error)
                 await asyncio.sleep(self.fallback_poll_s)
-        await self._announce()
+        for parked in self._waiting:  # streams that opened before the head was known
+            parked.wake.set()
         while True:
             try:
                 await self._catch_up()
@@ -100,9 +112,17 @@ class EventHub:
                 pass
             self._wake.clear()
 
-    async def _announce(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+    def _announce(self, fresh: list[StoredEvent] = ()) -> None:
+        """Wakes the parked streams that `fresh` has something for. The others only
+        move their cursor on: with a thousand streams open, a payment wakes the few
+        that asked for it, not all of them."""
+        for parked in self._waiting:
+            if self.closed or any(
+                parked.only.matches(e) for e in fresh if e.sequence > parked.cursor
+            ):
+                parked.wake.set()
+            else:
+                parked.cursor = max(parked.cursor, self.last)
 
     async def _catch_up(self) -> None:
         while True:
@@ -111,7 +131,7 @@ class EventHub:
                 return
             self.ring.extend(fresh)
             self.last = fresh[-1].sequence
-            await self._announce()
+            self._announce(fresh)
             if len(fresh) < PAGE:
                 return
 
@@ -159,16 +179,19 @@ class EventHub:
                         if only.matches(event):
                             yield event
                     continue
-                idle = False
-                async with self._changed:
-                    try:
-                        async with asyncio.timeout(heartbeat_s):
-                            await self._changed.wait_for(
-                                lambda c=cursor: self.last > c or self.closed
-                            )
-                    except TimeoutError:
-                        idle = True
-                if idle:  # yielded outside the lock: a slow client must not hold it
+                parked = _Subscriber(only, cursor)
+                self._waiting.add(parked)
+                try:
+                    async with asyncio.timeout(heartbeat_s):
+                        await parked.wake.wait()
+                    idle = False
+                except TimeoutError:
+                    idle = True
+                finally:
+                    self._waiting.discard(parked)
+                # The hub may have moved the cursor past events this stream skips.
+                cursor = parked.cursor
+                if idle:
                     yield Heartbeat(cursor)
         finally:
             self.subscribers -= 1

@@ -58,11 +58,15 @@ def assign_sequences(engine: Engine, limit: int = 5000) -> int:
         return numbered
 
 
-def assign_all(engine: Engine) -> int:
+def assign_all(engine: Engine, limit: int = 5000) -> int:
+    """Numbers every pending event; a short batch means none was left, so the
+    common case costs one transaction, not a second that finds nothing."""
     total = 0
-    while numbered := assign_sequences(engine):
+    while True:
+        numbered = assign_sequences(engine, limit)
         total += numbered
-    return total
+        if numbered < limit:
+            return total
 
 
 async def run_sequencer(

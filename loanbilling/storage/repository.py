@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from loanbilling.domain.events import NewEvent
 from loanbilling.domain.loan import LoanStatus, LoanTerms
@@ -109,6 +109,43 @@ def _payment(row: Row) -> PaymentRecord:
     )
 
 
+# The statements of the hot paths (payments and reads), built once. Building a
+# select() and its cache key costs more CPU than PostgreSQL spends running it;
+# a prebuilt statement memoizes both and only takes new parameters.
+_CUSTOMER = select(customers).where(customers.c.id == bindparam("id"))
+_LOAN = select(loans).where(loans.c.id == bindparam("id"))
+_LOAN_FOR_UPDATE = _LOAN.with_for_update()  # ignored by SQLite, which locks the file
+_PAID_THROUGH = (
+    select(payments.c.last_week)
+    .where(payments.c.loan_id == bindparam("loan_id"), payments.c.payment_date <= bindparam("on"))
+    .order_by(payments.c.payment_date.desc(), payments.c.last_week.desc())
+    .limit(1)
+)
+_PAYMENT_BY_KEY = select(payments).where(payments.c.idempotency_key == bindparam("key"))
+_INSERT_PAYMENT = insert(payments).returning(payments.c.id)
+_SETTLE_INSTALLMENTS = (
+    update(installments)
+    .where(
+        installments.c.loan_id == bindparam("b_loan_id"),
+        installments.c.week_number.between(bindparam("b_first"), bindparam("b_last")),
+    )
+    .values(paid_date=bindparam("b_paid_date"), payment_id=bindparam("b_payment_id"))
+)
+# Guarded by the paid_count read under the lock: a lost race updates no row.
+_MOVE_BALANCE = (
+    update(loans)
+    .where(loans.c.id == bindparam("b_id"), loans.c.paid_count == bindparam("b_paid_before"))
+    .values(
+        paid_count=bindparam("b_paid_count"),
+        outstanding_amount=bindparam("b_outstanding"),
+        last_payment_date=bindparam("b_last_payment_date"),
+        status=bindparam("b_status"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
+_INSERT_EVENTS = insert(events)
+
+
 class Repository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -123,7 +160,7 @@ class Repository:
         ).scalar_one()
 
     def get_customer(self, customer_id: int) -> CustomerRecord | None:
-        row = self.conn.execute(select(customers).where(customers.c.id == customer_id)).first()
+        row = self.conn.execute(_CUSTOMER, {"id": customer_id}).first()
         return _customer(row) if row else None
 
     def customer_by_request_id(self, request_id: str) -> CustomerRecord | None:
@@ -178,10 +215,7 @@ class Repository:
         return loan_id
 
     def get_loan(self, loan_id: int, *, for_update: bool = False) -> LoanRecord | None:
-        query = select(loans).where(loans.c.id == loan_id)
-        if for_update:
-            query = query.with_for_update()  # ignored by SQLite, which locks the whole file
-        row = self.conn.execute(query).first()
+        row = self.conn.execute(_LOAN_FOR_UPDATE if for_update else _LOAN, {"id": loan_id}).first()
         return _loan(row) if row else None
 
     def loan_by_request_id(self, request_id: str) -> LoanRecord | None:
@@ -224,10 +258,7 @@ class Repository:
     def paid_count_at(self, loan_id: int, on: dt.date) -> int:
         """Installments settled by payments dated on or before `on`: one index seek."""
         last_week = self.conn.execute(
-            select(payments.c.last_week)
-            .where(payments.c.loan_id == loan_id, payments.c.payment_date <= on)
-            .order_by(payments.c.payment_date.desc(), payments.c.last_week.desc())
-            .limit(1)
+            _PAID_THROUGH, {"loan_id": loan_id, "on": on}
         ).scalar_one_or_none()
         return last_week or 0
 
@@ -237,7 +268,7 @@ class Repository:
         """Writes events into the outbox, unnumbered: the sequencer numbers them after commit."""
         now = _now()
         self.conn.execute(
-            insert(events),
+            _INSERT_EVENTS,
             [
                 {
                     "kind": e.kind.value,
@@ -262,9 +293,7 @@ class Repository:
     # Payments
 
     def payment_by_key(self, idempotency_key: str) -> PaymentRecord | None:
-        row = self.conn.execute(
-            select(payments).where(payments.c.idempotency_key == idempotency_key)
-        ).first()
+        row = self.conn.execute(_PAYMENT_BY_KEY, {"key": idempotency_key}).first()
         return _payment(row) if row else None
 
     def record_payment(
@@ -281,41 +310,43 @@ class Repository:
         stored_status: LoanStatus,
     ) -> PaymentRecord:
         """Inserts the payment, marks its installments paid and moves the loan's balance."""
+        now = _now()
         payment_id = self.conn.execute(
-            insert(payments)
-            .values(
-                loan_id=loan.id,
-                amount=amount,
-                currency_code=loan.terms.currency_code,
-                payment_date=payment_date,
-                first_week=first_week,
-                last_week=last_week,
-                idempotency_key=idempotency_key,
-                outstanding_after=outstanding_after,
-                status_after=status_after.value,
-                created_at=_now(),
-            )
-            .returning(payments.c.id)
+            _INSERT_PAYMENT,
+            {
+                "loan_id": loan.id,
+                "amount": amount,
+                "currency_code": loan.terms.currency_code,
+                "payment_date": payment_date,
+                "first_week": first_week,
+                "last_week": last_week,
+                "idempotency_key": idempotency_key,
+                "outstanding_after": outstanding_after,
+                "status_after": status_after.value,
+                "created_at": now,
+            },
         ).scalar_one()
         self.conn.execute(
-            update(installments)
-            .where(
-                installments.c.loan_id == loan.id,
-                installments.c.week_number.between(first_week, last_week),
-            )
-            .values(paid_date=payment_date, payment_id=payment_id)
+            _SETTLE_INSTALLMENTS,
+            {
+                "b_loan_id": loan.id,
+                "b_first": first_week,
+                "b_last": last_week,
+                "b_paid_date": payment_date,
+                "b_payment_id": payment_id,
+            },
         )
-        # Guarded by the paid_count read under the lock: a lost race updates no row.
         updated = self.conn.execute(
-            update(loans)
-            .where(loans.c.id == loan.id, loans.c.paid_count == loan.paid_count)
-            .values(
-                paid_count=last_week,
-                outstanding_amount=outstanding_after,
-                last_payment_date=payment_date,
-                status=stored_status.value,
-                updated_at=_now(),
-            )
+            _MOVE_BALANCE,
+            {
+                "b_id": loan.id,
+                "b_paid_before": loan.paid_count,
+                "b_paid_count": last_week,
+                "b_outstanding": outstanding_after,
+                "b_last_payment_date": payment_date,
+                "b_status": stored_status.value,
+                "b_updated_at": now,
+            },
         ).rowcount
         if updated != 1:
             raise RuntimeError(f"loan {loan.id} changed under its row lock")
