@@ -10,7 +10,7 @@ import logging
 import sys
 from dataclasses import fields
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from loanbilling import logs
 from loanbilling.clock import BusinessClock
@@ -90,10 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     except DomainError as error:
         print(f"loanbilling: {error.message}", file=sys.stderr)
         return 2
-    except DBAPIError as error:
+    except (OperationalError, InterfaceError) as error:
         reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
         print(f"loanbilling: cannot reach the database: {reason}", file=sys.stderr)
         return 4
+    except DBAPIError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        print(f"loanbilling: the database refused: {reason}", file=sys.stderr)
+        return 5
     except (ValueError, OSError) as error:
         print(f"loanbilling: {error}", file=sys.stderr)
         return 2

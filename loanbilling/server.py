@@ -50,6 +50,7 @@ SERVICE_NAMES = [
     analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name,
 ]
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+LIVENESS = "liveness"
 
 SERVER_OPTIONS = [
     # A second server on a taken port must fail, not share the port's traffic.
@@ -158,6 +159,9 @@ async def start(
         [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
     port = _listen(server, settings)
+    # "liveness" answers SERVING while the process runs, whatever the database
+    # does: a liveness probe must not restart every replica during an outage.
+    await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     await server.start()
     metrics_server = _serve_metrics(settings, engine, hub, relay)
     app = App(settings, engine, server, health_servicer, hub, executor, port, metrics_server)

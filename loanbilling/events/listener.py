@@ -15,6 +15,14 @@ import psycopg2.extensions
 from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
+DEDICATED_CONNECT_ARGS = {
+    "connect_timeout": 3,
+    "application_name": "loanbilling-listen",
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+}
 
 
 async def listen(engine: Engine, channel: str, on_notify: Callable[[], None]) -> None:
@@ -24,7 +32,10 @@ async def listen(engine: Engine, channel: str, on_notify: Callable[[], None]) ->
     backoff = 0.5
     while True:
         try:
-            conn = await loop.run_in_executor(None, lambda: psycopg2.connect(*args, **kwargs))
+            # Timeouts and keepalives, so that a half-open connection is noticed.
+            conn = await loop.run_in_executor(
+                None, lambda: psycopg2.connect(*args, **{**DEDICATED_CONNECT_ARGS, **kwargs})
+            )
         except psycopg2.Error as error:
             log.warning("LISTEN %s: %s; reconnecting in %.1fs", channel, error, backoff)
         else:

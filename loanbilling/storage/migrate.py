@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -32,9 +32,16 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+# Any fixed number: concurrent `loanbilling migrate` runs (a Job retried while the
+# first still runs, two deploys) take turns instead of colliding on DDL.
+MIGRATION_LOCK = 0x6C6F616E_6D696772  # "loanmigr"
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     config = _config()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
 

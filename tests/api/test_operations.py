@@ -88,3 +88,7 @@ def test_graceful_shutdown_finishes_in_flight_calls(database_url, engine, server
     assert outcome["response"].payment.settled_week_numbers == [1]
     assert row_counts(engine)["payments"] == 1
     server.app = None  # already stopped
+
+
+def test_liveness_stays_serving_whatever_the_database(channel):
+    assert health_status(channel, "liveness") == SERVING
