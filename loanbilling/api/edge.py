@@ -99,6 +99,17 @@ class _Call:
         self.reason = error.reason if isinstance(error, DomainError) else self.code
         return _with_request_id(status, self.rid)
 
+    async def admit(
+        self, edge: Edge, role: Role, request, context: grpc.aio.ServicerContext
+    ) -> None:
+        """Aborts the call unless the caller may make it and the request parsed."""
+        if (refusal := edge.refusal(self.metadata, role)) is not None:
+            await context.abort_with_status(self.refused(refusal))
+        if isinstance(request, Malformed):
+            await context.abort_with_status(
+                _with_request_id(status_for(_malformed(request)), self.rid)
+            )
+
     def aborted(self, context: grpc.aio.ServicerContext) -> None:
         """The handler aborted by itself: take the code it chose."""
         if self.code == "OK":
@@ -138,12 +149,7 @@ def unary(role: Role) -> Callable[[Callable[..., Awaitable]], Callable[..., Awai
         async def wrapper(self, request, context: grpc.aio.ServicerContext):
             call = _Call(method, context)
             try:
-                if (refusal := self.edge.refusal(call.metadata, role)) is not None:
-                    await context.abort_with_status(call.refused(refusal))
-                if isinstance(request, Malformed):
-                    await context.abort_with_status(
-                        _with_request_id(status_for(_malformed(request)), call.rid)
-                    )
+                await call.admit(self.edge, role, request, context)
                 try:
                     if context.time_remaining() is None:  # the client set no deadline
                         async with asyncio.timeout(self.edge.default_deadline_s):
@@ -179,12 +185,7 @@ def streaming(role: Role) -> Callable[[Callable[..., AsyncIterator]], Callable[.
         async def wrapper(self, request, context: grpc.aio.ServicerContext):
             call = _Call(method, context)
             try:
-                if (refusal := self.edge.refusal(call.metadata, role)) is not None:
-                    await context.abort_with_status(call.refused(refusal))
-                if isinstance(request, Malformed):
-                    await context.abort_with_status(
-                        _with_request_id(status_for(_malformed(request)), call.rid)
-                    )
+                await call.admit(self.edge, role, request, context)
                 await context.send_initial_metadata(((REQUEST_ID_HEADER, call.rid),))
                 try:
                     async for item in handler(self, request, context):
