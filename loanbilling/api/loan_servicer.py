@@ -31,6 +31,14 @@ class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
     async def _run(self, fn, /, **kwargs):
         return await run_blocking(self.executor, fn, **kwargs)
 
+    async def _position(self, request):
+        """The loan's position at the request's as_of (GetOutstanding, IsDelinquent)."""
+        return await self._run(
+            self.billing.get_position,
+            loan_id=request.loan_id,
+            as_of=convert.date_from_pb(request, "as_of"),
+        )
+
     @unary(Role.ADMIN)
     async def CreateCustomer(self, request: api.CreateCustomerRequest, context):
         customer = await self._run(
@@ -89,11 +97,7 @@ class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
 
     @unary(Role.READER)
     async def GetOutstanding(self, request: api.GetOutstandingRequest, context):
-        view = await self._run(
-            self.billing.get_position,
-            loan_id=request.loan_id,
-            as_of=convert.date_from_pb(request, "as_of"),
-        )
+        view = await self._position(request)
         position = view.position
         return api.GetOutstandingResponse(
             loan_id=view.loan.id,
@@ -109,11 +113,7 @@ class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
 
     @unary(Role.READER)
     async def IsDelinquent(self, request: api.IsDelinquentRequest, context):
-        view = await self._run(
-            self.billing.get_position,
-            loan_id=request.loan_id,
-            as_of=convert.date_from_pb(request, "as_of"),
-        )
+        view = await self._position(request)
         position = view.position
         return api.IsDelinquentResponse(
             loan_id=view.loan.id,
