@@ -11,6 +11,7 @@ only its cursor: a slow subscriber costs no memory and holds back no one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from loanbilling.domain.errors import OutOfRange
-from loanbilling.storage.database import transaction
+from loanbilling.storage.database import in_transaction
 from loanbilling.storage.event_store import EventFilter, StoredEvent, events_after, last_sequence
 
 log = logging.getLogger(__name__)
@@ -80,10 +81,7 @@ class EventHub:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def _read(self, fn, *args, **kwargs):
-        def work():
-            with transaction(self.engine, write=False) as conn:
-                return fn(conn, *args, **kwargs)
-
+        work = functools.partial(in_transaction, self.engine, fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self.executor, work)
 
     async def run(self) -> None:

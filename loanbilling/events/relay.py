@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import logging
 import random
@@ -40,7 +41,7 @@ from yarl import URL
 
 from loanbilling.api.convert import event_to_pb
 from loanbilling.domain.events import EventKind
-from loanbilling.storage.database import is_postgresql, transaction
+from loanbilling.storage.database import in_transaction, is_postgresql
 from loanbilling.storage.event_store import StoredEvent, events_after
 from loanbilling.storage.tables import consumer_cursors
 
@@ -375,22 +376,15 @@ class AmqpRelay:
         log.warning("amqp relay: %s: %s; retrying in %.1fs", what, _describe(error), delay)
         await asyncio.sleep(delay)
 
-    async def _blocking(self, fn: Callable[..., T], *args) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+    async def _blocking(self, fn: Callable[..., T], *args, **kwargs) -> T:
+        work = functools.partial(fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._worker, work)
 
     async def _read(self, fn: Callable[..., T], *args, **kwargs) -> T:
-        def work() -> T:
-            with transaction(self.engine, write=False) as conn:
-                return fn(conn, *args, **kwargs)
-
-        return await self._blocking(work)
+        return await self._blocking(in_transaction, self.engine, fn, *args, **kwargs)
 
     async def _write(self, fn: Callable[..., T], *args) -> T:
-        def work() -> T:
-            with transaction(self.engine, write=True) as conn:
-                return fn(conn, *args)
-
-        return await self._blocking(work)
+        return await self._blocking(in_transaction, self.engine, fn, *args, write=True)
 
 
 def _describe(error: BaseException) -> str:

@@ -106,6 +106,12 @@ def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
             yield conn
 
 
+def in_transaction(engine: Engine, fn, /, *args, write: bool = False, **kwargs):
+    """fn(conn, *args, **kwargs) in one transaction: for handing to a worker thread."""
+    with transaction(engine, write=write) as conn:
+        return fn(conn, *args, **kwargs)
+
+
 def ping(engine: Engine) -> None:
     """Raises when the database cannot answer a trivial query."""
     with engine.connect() as conn:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Integer, case, func, literal, select
+from sqlalchemy import Date, Integer, bindparam, case, func, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
@@ -41,8 +41,6 @@ def _days_between_sqlite(element, compiler, **kw):
 
 
 def date_param(value: dt.date) -> ColumnElement:
-    from sqlalchemy import Date, bindparam
-
     return bindparam(None, value, type_=Date(), unique=True)
 
 
