@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from loanbilling.clock import BusinessClock
 from loanbilling.domain.customer import CustomerDetails
 from loanbilling.domain.errors import AlreadyExists, InvalidArgument, NotFound
-from loanbilling.domain.events import creation_events, payment_events
+from loanbilling.domain.events import NewEvent, creation_events, payment_events
 from loanbilling.domain.loan import (
     DEFAULT_CURRENCY,
     DEFAULT_DELINQUENCY_THRESHOLD,
@@ -23,9 +23,10 @@ from loanbilling.domain.loan import (
     LoanTerms,
     Position,
 )
-from loanbilling.domain.payment import check_payment_date, settle_payment
+from loanbilling.domain.payment import SettledPayment, check_payment_date, settle_payment
 from loanbilling.services import pagination
-from loanbilling.storage.database import transaction
+from loanbilling.storage import one_statement
+from loanbilling.storage.database import autocommit, is_postgresql, transaction
 from loanbilling.storage.repository import (
     CustomerRecord,
     InstallmentRecord,
@@ -94,6 +95,8 @@ class BillingService:
         self.clock = clock
         # Called after a commit that wrote events: wakes the sequencer.
         self.events_written = events_written
+        # PostgreSQL writes payments and new loans in one statement each.
+        self.one_statement = is_postgresql(engine)
 
     def _idempotent(self, create: Callable[[], T], replay: Callable[[], T | None]) -> T:
         """Runs `create`; if a concurrent request took the same key first, replays that one."""
@@ -201,16 +204,46 @@ class BillingService:
         def create() -> LoanWithSchedule:
             if (existing := replay()) is not None:
                 return existing
-            with transaction(self.engine, write=True) as conn:
-                repo = Repository(conn)
-                if repo.get_customer(customer_id) is None:
+            status = Position(terms, 0, today).status
+            if self.one_statement:
+                with autocommit(self.engine) as conn:
+                    loan_id = one_statement.add_loan(
+                        conn,
+                        customer_id=customer_id,
+                        terms=terms,
+                        status=status,
+                        request_id=key,
+                        new_events=creation_events(0, customer_id, terms, today),
+                        now=dt.datetime.now(dt.UTC),
+                    )
+                if loan_id is None:
                     raise NotFound("customer", customer_id)
-                status = Position(terms, 0, today).status
-                loan_id = repo.add_loan(customer_id, terms, status, key)
-                repo.add_events(creation_events(loan_id, customer_id, terms, today))
-                created = self._with_schedule(repo, repo.get_loan(loan_id), today)
+            else:
+                with transaction(self.engine, write=True) as conn:
+                    repo = Repository(conn)
+                    if repo.get_customer(customer_id) is None:
+                        raise NotFound("customer", customer_id)
+                    loan_id = repo.add_loan(customer_id, terms, status, key)
+                    repo.add_events(creation_events(loan_id, customer_id, terms, today))
             self.events_written()
-            return created
+            # A new loan is its terms: the answer needs no read back.
+            loan = LoanRecord(
+                id=loan_id,
+                customer_id=customer_id,
+                terms=terms,
+                paid_count=0,
+                outstanding_amount=terms.total_amount,
+                last_payment_date=None,
+                status=status,
+                request_id=key,
+            )
+            lines = [
+                InstallmentRecord(
+                    i.week_number, i.due_date, i.amount, i.principal_amount, i.interest_amount, None
+                )
+                for i in terms.schedule()
+            ]
+            return _with_schedule(loan, Position(terms, 0, today), lines)
 
         return self._idempotent(create, replay)
 
@@ -281,6 +314,12 @@ class BillingService:
 
         def create() -> PaymentResult:
             today = self.clock.today()
+            if self.one_statement:
+                done = self._pay_in_one_statement(
+                    loan_id, amount, key, payment_date, today, replay
+                )
+                if done is not None:
+                    return done
             with transaction(self.engine, write=True) as conn:
                 repo = Repository(conn)
                 # The row lock serialises payments on one loan; the key is checked
@@ -288,38 +327,19 @@ class BillingService:
                 loan = self._loan(repo, loan_id, for_update=True)
                 if (earlier := replay(repo)) is not None:
                     return earlier
-                paid_on = payment_date or today
-                check_payment_date(
-                    loan.terms,
-                    paid_on,
-                    business_date=today,
-                    last_payment_date=loan.last_payment_date,
-                )
-                settled = settle_payment(loan.terms, loan.paid_count, amount, paid_on)
-                at_today = Position(loan.terms, settled.last_week, today)
+                plan = _plan_payment(loan, amount, payment_date, today)
                 payment = repo.record_payment(
                     loan,
                     amount=amount,
-                    payment_date=paid_on,
-                    first_week=settled.first_week,
-                    last_week=settled.last_week,
+                    payment_date=plan.paid_on,
+                    first_week=plan.settled.first_week,
+                    last_week=plan.settled.last_week,
                     idempotency_key=key,
-                    outstanding_after=settled.outstanding_after,
-                    status_after=settled.status_after,
-                    stored_status=at_today.status,
+                    outstanding_after=plan.settled.outstanding_after,
+                    status_after=plan.settled.status_after,
+                    stored_status=plan.at_today.status,
                 )
-                repo.add_events(
-                    payment_events(
-                        loan.id,
-                        loan.customer_id,
-                        payment_id=payment.id,
-                        amount=amount,
-                        last_week=settled.last_week,
-                        at_payment=settled.after,
-                        at_today=at_today,
-                        stored_before=loan.status,
-                    )
-                )
+                repo.add_events(plan.events_of(payment.id))
             self.events_written()
             return PaymentResult(payment, replayed=False)
 
@@ -328,6 +348,62 @@ class BillingService:
                 return replay(Repository(conn))
 
         return self._idempotent(create, replay_after_conflict)
+
+    def _pay_in_one_statement(
+        self,
+        loan_id: int,
+        amount: int,
+        key: str,
+        payment_date: dt.date | None,
+        today: dt.date,
+        replay: Callable[[Repository], PaymentResult | None],
+    ) -> PaymentResult | None:
+        """PostgreSQL: read the loan, decide, write everything in one statement.
+
+        None when the loan changed between the read and the write (a concurrent
+        payment or sweep): the caller then takes the locking path.
+        """
+        with autocommit(self.engine) as conn:
+            repo = Repository(conn)
+            loan, key_taken = repo.loan_and_key(loan_id, key)
+            if loan is None:
+                raise NotFound("loan", loan_id)
+            if key_taken:
+                return replay(repo)
+            plan = _plan_payment(loan, amount, payment_date, today)
+            payment_id = one_statement.record_payment(
+                conn,
+                loan_id=loan.id,
+                paid_before=loan.paid_count,
+                status_before=loan.status,
+                amount=amount,
+                currency_code=loan.terms.currency_code,
+                payment_date=plan.paid_on,
+                first_week=plan.settled.first_week,
+                last_week=plan.settled.last_week,
+                idempotency_key=key,
+                outstanding_after=plan.settled.outstanding_after,
+                status_after=plan.settled.status_after,
+                stored_status=plan.at_today.status,
+                new_events=plan.events_of(0),
+                now=dt.datetime.now(dt.UTC),
+            )
+        if payment_id is None:
+            return None
+        self.events_written()
+        payment = PaymentRecord(
+            id=payment_id,
+            loan_id=loan.id,
+            amount=amount,
+            currency_code=loan.terms.currency_code,
+            payment_date=plan.paid_on,
+            first_week=plan.settled.first_week,
+            last_week=plan.settled.last_week,
+            idempotency_key=key,
+            outstanding_after=plan.settled.outstanding_after,
+            status_after=plan.settled.status_after,
+        )
+        return PaymentResult(payment, replayed=False)
 
     def list_payments(
         self, *, loan_id: int, page_size: int = 0, page_token: str = ""
@@ -353,17 +429,57 @@ class BillingService:
 
     @staticmethod
     def _with_schedule(repo: Repository, loan: LoanRecord, as_of: dt.date) -> LoanWithSchedule:
-        position = _position(repo, loan, as_of)
-        lines = [
-            ScheduleLine(
-                installment=line,
-                status=position.installment_status(line.week_number),
-                # A read of the past does not show payments made after it.
-                paid_date=line.paid_date if line.week_number <= position.paid_count else None,
-            )
-            for line in repo.installments(loan.id)
-        ]
-        return LoanWithSchedule(loan, position, lines)
+        return _with_schedule(loan, _position(repo, loan, as_of), repo.installments(loan.id))
+
+
+@dataclass(frozen=True, slots=True)
+class _PaymentPlan:
+    """What a payment on a loan as read does: the domain's decision, before any write."""
+
+    loan: LoanRecord
+    amount: int
+    paid_on: dt.date
+    settled: SettledPayment
+    at_today: Position
+
+    def events_of(self, payment_id: int) -> list[NewEvent]:
+        return payment_events(
+            self.loan.id,
+            self.loan.customer_id,
+            payment_id=payment_id,
+            amount=self.amount,
+            last_week=self.settled.last_week,
+            at_payment=self.settled.after,
+            at_today=self.at_today,
+            stored_before=self.loan.status,
+        )
+
+
+def _plan_payment(
+    loan: LoanRecord, amount: int, payment_date: dt.date | None, today: dt.date
+) -> _PaymentPlan:
+    paid_on = payment_date or today
+    check_payment_date(
+        loan.terms, paid_on, business_date=today, last_payment_date=loan.last_payment_date
+    )
+    settled = settle_payment(loan.terms, loan.paid_count, amount, paid_on)
+    at_today = Position(loan.terms, settled.last_week, today)
+    return _PaymentPlan(loan, amount, paid_on, settled, at_today)
+
+
+def _with_schedule(
+    loan: LoanRecord, position: Position, installments: list[InstallmentRecord]
+) -> LoanWithSchedule:
+    lines = [
+        ScheduleLine(
+            installment=line,
+            status=position.installment_status(line.week_number),
+            # A read of the past does not show payments made after it.
+            paid_date=line.paid_date if line.week_number <= position.paid_count else None,
+        )
+        for line in installments
+    ]
+    return LoanWithSchedule(loan, position, lines)
 
 
 def _position(repo: Repository, loan: LoanRecord, as_of: dt.date) -> Position:

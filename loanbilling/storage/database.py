@@ -106,6 +106,13 @@ def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
             yield conn
 
 
+@contextmanager
+def autocommit(engine: Engine) -> Iterator[Connection]:
+    """PostgreSQL: a connection on which every statement commits as it returns."""
+    with engine.connect() as conn:
+        yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def in_transaction(engine: Engine, fn, /, *args, write: bool = False, **kwargs):
     """fn(conn, *args, **kwargs) in one transaction: for handing to a worker thread."""
     with transaction(engine, write=write) as conn:

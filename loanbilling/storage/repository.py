@@ -122,6 +122,14 @@ _PAID_THROUGH = (
     .limit(1)
 )
 _PAYMENT_BY_KEY = select(payments).where(payments.c.idempotency_key == bindparam("key"))
+# A payment's first read: the loan, and whether its idempotency key is taken.
+_LOAN_AND_KEY = select(
+    loans,
+    select(payments.c.id)
+    .where(payments.c.idempotency_key == bindparam("key"))
+    .scalar_subquery()
+    .label("key_payment_id"),
+).where(loans.c.id == bindparam("id"))
 _INSERT_PAYMENT = insert(payments).returning(payments.c.id)
 _SETTLE_INSTALLMENTS = (
     update(installments)
@@ -217,6 +225,13 @@ class Repository:
     def get_loan(self, loan_id: int, *, for_update: bool = False) -> LoanRecord | None:
         row = self.conn.execute(_LOAN_FOR_UPDATE if for_update else _LOAN, {"id": loan_id}).first()
         return _loan(row) if row else None
+
+    def loan_and_key(self, loan_id: int, idempotency_key: str) -> tuple[LoanRecord | None, bool]:
+        """The loan (unlocked), and whether a payment already holds the key: one statement."""
+        row = self.conn.execute(_LOAN_AND_KEY, {"id": loan_id, "key": idempotency_key}).first()
+        if row is None:
+            return None, False
+        return _loan(row), row.key_payment_id is not None
 
     def loan_by_request_id(self, request_id: str) -> LoanRecord | None:
         row = self.conn.execute(select(loans).where(loans.c.request_id == request_id)).first()
