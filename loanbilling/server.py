@@ -79,6 +79,9 @@ class App:
     executor: ThreadPoolExecutor
     port: int
     metrics_server: object | None = None
+    # The background threads' own connections and the hub's thread (see `start`).
+    background_engine: Engine | None = None
+    hub_worker: ThreadPoolExecutor | None = None
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -91,9 +94,14 @@ class App:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         # Waiting for worker threads must not block the loop that is shutting down.
-        await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.executor.shutdown)
+        if self.hub_worker is not None:
+            await loop.run_in_executor(None, self.hub_worker.shutdown)
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
+        if self.background_engine is not None and self.background_engine is not self.engine:
+            self.background_engine.dispose()
         self.engine.dispose()
 
 
@@ -105,12 +113,18 @@ async def start(
     clock = clock or BusinessClock(settings.time_zone)
     loop = asyncio.get_running_loop()
     executor = ThreadPoolExecutor(max_workers=settings.db_pool_size, thread_name_prefix="db")
+    # The RPC workers hold up to all of the pool's `db_pool_size` connections. The
+    # sequencer, the hub, the health check and the relay each have a thread and a
+    # connection of their own, so that numbering and delivering events (and
+    # answering the probes) never queue behind request work.
+    background = _background_engine(engine, threads=4 if settings.amqp_url else 3)
+    hub_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub")
 
     # A commit that wrote events wakes the sequencer; numbered events wake the hub
     # and the relay, here and (PostgreSQL NOTIFY) on every replica.
-    hub = EventHub(engine, executor)
+    hub = EventHub(engine, executor, follower=hub_worker, follower_engine=background)
     relay = (
-        AmqpRelay(engine, settings.amqp_url, exchange=settings.amqp_exchange)
+        AmqpRelay(background, settings.amqp_url, exchange=settings.amqp_exchange)
         if settings.amqp_url
         else None
     )
@@ -164,11 +178,22 @@ async def start(
     await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     await server.start()
     metrics_server = _serve_metrics(settings, engine, hub, relay)
-    app = App(settings, engine, server, health_servicer, hub, executor, port, metrics_server)
+    app = App(
+        settings,
+        engine,
+        server,
+        health_servicer,
+        hub,
+        executor,
+        port,
+        metrics_server,
+        background_engine=background,
+        hub_worker=hub_worker,
+    )
     app._tasks += [
         asyncio.create_task(_watch_database(app), name="health"),
         asyncio.create_task(hub.run(), name="hub"),
-        asyncio.create_task(run_sequencer(engine, sequencer_wake, numbered), name="sequencer"),
+        asyncio.create_task(run_sequencer(background, sequencer_wake, numbered), name="sequencer"),
     ]
     if is_postgresql(engine):
         app._tasks.append(asyncio.create_task(listen(engine, NOTIFY_CHANNEL, numbered)))
@@ -178,6 +203,14 @@ async def start(
         app._tasks.append(asyncio.create_task(_sweep_periodically(sweeps, executor, settings)))
     log.info("serving on %s (port %d)", settings.listen, port)
     return app
+
+
+def _background_engine(engine: Engine, *, threads: int) -> Engine:
+    """PostgreSQL: a pool of `threads` connections beside the RPC workers' pool.
+    SQLite's pool is not bounded by the workers (it overflows), so it is shared."""
+    if not is_postgresql(engine):
+        return engine
+    return make_engine(engine.url.render_as_string(hide_password=False), pool_size=threads)
 
 
 def _token_table(settings: Settings) -> TokenTable | None:
@@ -276,7 +309,7 @@ async def _watch_database(app: App) -> None:
         while True:
             try:
                 async with asyncio.timeout(max(app.settings.health_interval_s, 2.0)):
-                    await loop.run_in_executor(pinger, ping, app.engine)
+                    await loop.run_in_executor(pinger, ping, app.background_engine or app.engine)
                 ok = True
             except Exception as error:  # noqa: BLE001 - any failure means not serving
                 ok = False

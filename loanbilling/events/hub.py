@@ -6,6 +6,11 @@ tick) and keeps the newest of them in a bounded ring. A stream whose cursor
 is inside the ring is served from memory; one further behind (a replay, or a
 slow client) reads its own pages from the database. Either way a stream holds
 only its cursor: a slow subscriber costs no memory and holds back no one.
+
+The hub follows the outbox on a thread and a connection of its own (`follower`,
+`follower_engine`): new events then reach the streams without queueing behind
+the requests waiting for the RPC workers. A stream's own reads (a replay) are
+request work and run on the RPC workers.
 """
 
 from __future__ import annotations
@@ -54,11 +59,15 @@ class EventHub:
         engine: Engine,
         executor: Executor,
         *,
+        follower: Executor | None = None,
+        follower_engine: Engine | None = None,
         ring_size: int = 4096,
         fallback_poll_s: float = 1.0,
     ) -> None:
         self.engine = engine
         self.executor = executor
+        self.follower = follower or executor
+        self.follower_engine = follower_engine or engine
         self.fallback_poll_s = fallback_poll_s
         self.ring: deque[StoredEvent] = deque(maxlen=ring_size)
         self.last = 0  # the highest sequence the hub has loaded
@@ -81,15 +90,21 @@ class EventHub:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def _read(self, fn, *args, **kwargs):
+        """A stream's read: request work, on the RPC workers."""
         work = functools.partial(in_transaction, self.engine, fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self.executor, work)
+
+    async def _follow(self, fn, *args, **kwargs):
+        """The hub's own read, on its own thread and connection."""
+        work = functools.partial(in_transaction, self.follower_engine, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self.follower, work)
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         # Start at the head: history before it is served from the database.
         while True:
             try:
-                self.last = await self._read(last_sequence)
+                self.last = await self._follow(last_sequence)
                 break
             except Exception as error:  # noqa: BLE001 - the database may be away; retry
                 log.warning("event hub cannot read the outbox: %s", error)
@@ -124,7 +139,7 @@ class EventHub:
 
     async def _catch_up(self) -> None:
         while True:
-            fresh = await self._read(events_after, self.last, limit=PAGE)
+            fresh = await self._follow(events_after, self.last, limit=PAGE)
             if not fresh:
                 return
             self.ring.extend(fresh)

@@ -1,0 +1,133 @@
+"""The stream hub follows the outbox on a thread of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from loanbilling.domain.events import EventKind
+from loanbilling.events.hub import EventHub
+from loanbilling.events.sequencer import assign_all
+from loanbilling.storage.event_store import EventFilter, last_sequence
+from tests.conftest import START
+from tests.support.server import ServerThread
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """A one-thread executor that counts the work handed to it."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="hub-test")
+        self.submitted = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def pay_week(billing, loan_id: int, week: int) -> None:
+    billing.make_payment(loan_id=loan_id, amount=110_000, idempotency_key=f"{loan_id}-{week}")
+
+
+@pytest.fixture
+def loan_id(billing, clock):
+    clock.current = START + dt.timedelta(weeks=10)  # ten installments payable
+    customer = billing.create_customer(name="Siti", email="siti@example.com", phone="")
+    return billing.create_loan(
+        customer_id=customer.id,
+        principal_amount=5_000_000,
+        interest_rate_bps=1000,
+        weeks=50,
+        start_date=START,
+    ).loan.id
+
+
+async def settle(hub: EventHub, until) -> None:
+    """Lets the hub's task run until `until()` holds (bounded, not timed)."""
+    for _ in range(10_000):
+        if until():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("the hub did not get there")
+
+
+async def idle(rounds: int = 20) -> None:
+    """Lets every ready callback and task on the loop run a few times."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
+def newest_sequence(engine) -> int:
+    with engine.connect() as conn:
+        return last_sequence(conn)
+
+
+def test_hub_follows_the_outbox_on_its_own_thread(engine, billing, loan_id):
+    rpc_workers = CountingExecutor()
+    follower = CountingExecutor()
+
+    async def scenario() -> None:
+        hub = EventHub(engine, rpc_workers, follower=follower, fallback_poll_s=3600)
+        task = asyncio.create_task(hub.run())
+        try:
+            assign_all(engine)  # LOAN_CREATED
+            newest = newest_sequence(engine)
+            await settle(hub, lambda: hub.last == newest)
+            start = hub.last  # the ring holds what the hub read after this
+            pay_week(billing, loan_id, 1)
+            assign_all(engine)
+            newest = newest_sequence(engine)
+            hub.wake()
+            await settle(hub, lambda: hub.last == newest)
+            assert [e.sequence for e in hub.ring] == list(range(start + 1, newest + 1))
+            assert follower.submitted >= 2
+            assert rpc_workers.submitted == 0  # the hub's reads are not request work
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        rpc_workers.shutdown()
+        follower.shutdown()
+
+
+def test_a_stream_replays_on_the_rpc_workers(engine, billing, loan_id):
+    """A stream's own reads are request work: not on the hub's single thread."""
+    rpc_workers = CountingExecutor()
+    follower = CountingExecutor()
+    pay_week(billing, loan_id, 1)
+    assign_all(engine)
+    newest = newest_sequence(engine)
+
+    async def scenario() -> None:
+        hub = EventHub(engine, rpc_workers, follower=follower, ring_size=1, fallback_poll_s=3600)
+        task = asyncio.create_task(hub.run())
+        try:
+            await settle(hub, lambda: hub.last == newest)
+            stream = hub.subscribe(0, EventFilter(frozenset(EventKind)), heartbeat_s=3600)
+            first = await anext(stream)  # before the ring: read from the database
+            assert first.sequence == 1
+            await stream.aclose()
+            assert rpc_workers.submitted >= 1
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        rpc_workers.shutdown()
+        follower.shutdown()
+
+
+def test_server_stop_shuts_the_hub_thread_down(engine, clock):
+    running = ServerThread(engine, clock).start()
+    worker = running.app.hub_worker
+    running.stop()
+    with pytest.raises(RuntimeError):  # shut down: takes no more work
+        worker.submit(print)
