@@ -14,8 +14,7 @@ from sqlalchemy import Engine
 
 from loanbilling.clock import BusinessClock
 from loanbilling.domain.errors import InvalidArgument
-from loanbilling.storage.database import transaction
-from loanbilling.storage.sweep import sweep_batch
+from loanbilling.storage.sweep import batch_connection, sweep_batch
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ class SweepService:
         checked = delinquent = written = batches = 0
         after = 0
         while True:
-            with transaction(self.engine, write=True) as conn:
+            with batch_connection(self.engine) as conn:
                 batch = sweep_batch(
                     conn,
                     as_of=as_of,

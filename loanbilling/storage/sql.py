@@ -51,7 +51,13 @@ def _clamp(value, low, high) -> ColumnElement:
 
 def weeks_due_before(on: dt.date, table=loans) -> ColumnElement:
     """Installments due strictly before `on` (domain: LoanTerms.weeks_due_before)."""
-    days = days_between(date_param(on), table.c.start_date)
+    return weeks_due_before_expr(date_param(on), table)
+
+
+def weeks_due_before_expr(on: ColumnElement, table=loans) -> ColumnElement:
+    """weeks_due_before for a DATE expression, e.g. a named bindparam of a statement
+    built once."""
+    days = days_between(on, table.c.start_date)
     # Integer division truncates toward zero in both databases; the clamp at 0
     # makes that equal to the floor the domain uses.
     return _clamp((days - 1) // DAYS_PER_WEEK, literal(0), table.c.weeks)
