@@ -130,8 +130,8 @@ async def start(
     )
     sequencer_wake = asyncio.Event()
 
-    def numbered() -> None:
-        hub.wake()
+    def numbered(up_to: int | None = None) -> None:
+        hub.wake(up_to)
         if relay is not None:
             relay.wake()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
@@ -72,6 +73,9 @@ class EventHub:
         self.ring: deque[StoredEvent] = deque(maxlen=ring_size)
         self.last = 0  # the highest sequence the hub has loaded
         self._wake = asyncio.Event()
+        # The newest sequence a wake announced (inf: unknown) since the hub last
+        # looked: a wake for events the hub already holds costs no read.
+        self._wanted: float = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: set[_Subscriber] = set()  # caught-up streams, parked
         self.subscribers = 0
@@ -84,10 +88,15 @@ class EventHub:
 
     # Following the outbox
 
-    def wake(self) -> None:
-        """Safe from any thread: new events may have been numbered."""
+    def wake(self, up_to: int | None = None) -> None:
+        """Safe from any thread: events up to sequence `up_to` (None: unknown) may
+        have been numbered."""
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+            self._loop.call_soon_threadsafe(self._want, math.inf if up_to is None else up_to)
+
+    def _want(self, up_to: float) -> None:
+        self._wanted = max(self._wanted, up_to)
+        self._wake.set()
 
     async def _read(self, fn, *args, **kwargs):
         """A stream's read: request work, on the RPC workers."""
@@ -112,18 +121,23 @@ class EventHub:
         for parked in self._waiting:  # streams that opened before the head was known
             parked.wake.set()
         while True:
+            self._wanted = 0
             try:
                 await self._catch_up()
             except Exception as error:  # noqa: BLE001 - the database may be away; retry
                 log.warning("event hub cannot read the outbox: %s", error)
+                self._wanted = 0  # the next wake or tick retries, not a busy loop
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
             # that races a wake-up, leaving the task running through shutdown.
             try:
                 async with asyncio.timeout(self.fallback_poll_s):
-                    await self._wake.wait()
+                    # The local sequencer and the LISTEN connection both announce a
+                    # numbering: the second finds its events already read.
+                    while self._wanted <= self.last:
+                        self._wake.clear()
+                        await self._wake.wait()
             except TimeoutError:
                 pass
-            self._wake.clear()
 
     def _announce(self, fresh: list[StoredEvent] = ()) -> None:
         """Wakes the parked streams that `fresh` has something for. The others only

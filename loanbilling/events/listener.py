@@ -25,8 +25,10 @@ DEDICATED_CONNECT_ARGS = {
 }
 
 
-async def listen(engine: Engine, channel: str, on_notify: Callable[[], None]) -> None:
-    """Calls `on_notify` for every NOTIFY on `channel`, reconnecting with backoff."""
+async def listen(engine: Engine, channel: str, on_notify: Callable[[int | None], None]) -> None:
+    """Calls `on_notify` for every NOTIFY on `channel` (several at once: once), with
+    the greatest integer payload among them (None when there is none), and once
+    with None after every (re)connection. Reconnects with backoff."""
     loop = asyncio.get_running_loop()
     args, kwargs = engine.dialect.create_connect_args(engine.url)
     backoff = 0.5
@@ -50,7 +52,7 @@ async def listen(engine: Engine, channel: str, on_notify: Callable[[], None]) ->
         backoff = min(backoff * 2, 10.0)
 
 
-async def _listen_on(conn, channel: str, on_notify: Callable[[], None]) -> None:
+async def _listen_on(conn, channel: str, on_notify: Callable[[int | None], None]) -> None:
     """Listens on one connection until it fails (raising the driver's error)."""
     loop = asyncio.get_running_loop()
     lost: asyncio.Future = loop.create_future()
@@ -66,13 +68,22 @@ async def _listen_on(conn, channel: str, on_notify: Callable[[], None]) -> None:
                 lost.set_exception(error)
             return
         if conn.notifies:
+            payloads = [n.payload for n in conn.notifies]
             conn.notifies.clear()
-            on_notify()
+            on_notify(_greatest(payloads))
 
     fd = conn.fileno()
     loop.add_reader(fd, readable)
     try:
-        on_notify()  # anything committed while nobody listened
+        on_notify(None)  # anything committed while nobody listened
         await lost
     finally:
         loop.remove_reader(fd)
+
+
+def _greatest(payloads: list[str]) -> int | None:
+    """The greatest payload as an integer; None if any is not one (unknown)."""
+    try:
+        return max(int(payload) for payload in payloads)
+    except ValueError:
+        return None

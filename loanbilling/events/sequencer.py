@@ -26,6 +26,11 @@ NOTIFY_CHANNEL = "loanbilling_events"
 
 def assign_sequences(engine: Engine, limit: int = 5000) -> int:
     """Numbers up to `limit` pending events; returns how many it numbered."""
+    return _number(engine, limit)[0]
+
+
+def _number(engine: Engine, limit: int) -> tuple[int, int]:
+    """Numbers up to `limit` pending events: (how many, the newest sequence)."""
     with transaction(engine, write=True) as conn:
         last = conn.execute(
             select(event_sequence.c.last_sequence).where(event_sequence.c.id == 1).with_for_update()
@@ -55,29 +60,36 @@ def assign_sequences(engine: Engine, limit: int = 5000) -> int:
                     text("SELECT pg_notify(:channel, :last)"),
                     {"channel": NOTIFY_CHANNEL, "last": str(last + numbered)},
                 )
-        return numbered
+        return numbered, last + numbered
 
 
 def assign_all(engine: Engine, limit: int = 5000) -> int:
-    """Numbers every pending event; a short batch means none was left, so the
-    common case costs one transaction, not a second that finds nothing."""
+    """Numbers every pending event; returns how many it numbered."""
+    return _number_all(engine, limit)[0]
+
+
+def _number_all(engine: Engine, limit: int = 5000) -> tuple[int, int]:
+    """Numbers every pending event: (how many, the newest sequence). A short batch
+    means none was left, so the common case costs one transaction, not a second
+    that finds nothing."""
     total = 0
     while True:
-        numbered = assign_sequences(engine, limit)
+        numbered, newest = _number(engine, limit)
         total += numbered
         if numbered < limit:
-            return total
+            return total, newest
 
 
 async def run_sequencer(
     engine: Engine,
     wake: asyncio.Event,
-    numbered: Callable[[], None],
+    numbered: Callable[[int], None],
     *,
     fallback_poll_s: float = 1.0,
 ) -> None:
     """Numbers events whenever `wake` is set (a local commit wrote some), and on a
-    slow tick for events another process committed and could not number (it crashed)."""
+    slow tick for events another process committed and could not number (it crashed).
+    Calls `numbered(newest sequence)` after a pass that numbered any."""
     loop = asyncio.get_running_loop()
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sequencer")
     try:
@@ -89,8 +101,9 @@ async def run_sequencer(
                 pass
             wake.clear()
             try:
-                if await loop.run_in_executor(worker, assign_all, engine):
-                    numbered()
+                count, newest = await loop.run_in_executor(worker, _number_all, engine)
+                if count:
+                    numbered(newest)
             except Exception as error:  # noqa: BLE001 - the database may be away; retry
                 log.warning("sequencer: %s", error)
     finally:

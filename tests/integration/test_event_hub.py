@@ -1,4 +1,4 @@
-"""The stream hub follows the outbox on a thread of its own."""
+"""The stream hub follows the outbox on a thread of its own, and reads once per numbering."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 
 from loanbilling.domain.events import EventKind
 from loanbilling.events.hub import EventHub
-from loanbilling.events.sequencer import assign_all
-from loanbilling.storage.event_store import EventFilter, last_sequence
+from loanbilling.events.listener import _greatest
+from loanbilling.events.sequencer import _number_all
+from loanbilling.storage.event_store import EventFilter
 from tests.conftest import START
 from tests.support.server import ServerThread
 
@@ -60,12 +61,7 @@ async def idle(rounds: int = 20) -> None:
         await asyncio.sleep(0)
 
 
-def newest_sequence(engine) -> int:
-    with engine.connect() as conn:
-        return last_sequence(conn)
-
-
-def test_hub_follows_the_outbox_on_its_own_thread(engine, billing, loan_id):
+def test_hub_reads_on_its_own_thread_once_per_numbering(engine, billing, loan_id):
     rpc_workers = CountingExecutor()
     follower = CountingExecutor()
 
@@ -73,18 +69,40 @@ def test_hub_follows_the_outbox_on_its_own_thread(engine, billing, loan_id):
         hub = EventHub(engine, rpc_workers, follower=follower, fallback_poll_s=3600)
         task = asyncio.create_task(hub.run())
         try:
-            assign_all(engine)  # LOAN_CREATED
-            newest = newest_sequence(engine)
+            _, newest = _number_all(engine)  # LOAN_CREATED
             await settle(hub, lambda: hub.last == newest)
             start = hub.last  # the ring holds what the hub read after this
+            assert rpc_workers.submitted == 0  # the hub's reads are not request work
+            reads = follower.submitted
+
+            # The sequencer and the LISTEN connection both announce one numbering:
             pay_week(billing, loan_id, 1)
-            assign_all(engine)
-            newest = newest_sequence(engine)
+            count, newest = _number_all(engine)
+            assert count == 1
+            hub.wake(newest)
+            hub.wake(newest)
+            await settle(hub, lambda: hub.last == newest)
+            await idle()
+            assert follower.submitted == reads + 1
+            assert [e.sequence for e in hub.ring] == list(range(start + 1, newest + 1))
+
+            # A wake for events the hub already holds costs no read; an unknown one does.
+            hub.wake(newest - 1)
+            await idle()
+            assert follower.submitted == reads + 1
             hub.wake()
+            await settle(hub, lambda: follower.submitted == reads + 2)
+            assert hub.last == newest
+
+            # Events numbered elsewhere (another replica) arrive with their wake.
+            pay_week(billing, loan_id, 2)
+            pay_week(billing, loan_id, 3)
+            count, newest = _number_all(engine)
+            assert count == 2
+            hub.wake(newest)
             await settle(hub, lambda: hub.last == newest)
             assert [e.sequence for e in hub.ring] == list(range(start + 1, newest + 1))
-            assert follower.submitted >= 2
-            assert rpc_workers.submitted == 0  # the hub's reads are not request work
+            assert rpc_workers.submitted == 0
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -101,8 +119,7 @@ def test_a_stream_replays_on_the_rpc_workers(engine, billing, loan_id):
     rpc_workers = CountingExecutor()
     follower = CountingExecutor()
     pay_week(billing, loan_id, 1)
-    assign_all(engine)
-    newest = newest_sequence(engine)
+    _, newest = _number_all(engine)
 
     async def scenario() -> None:
         hub = EventHub(engine, rpc_workers, follower=follower, ring_size=1, fallback_poll_s=3600)
@@ -123,6 +140,11 @@ def test_a_stream_replays_on_the_rpc_workers(engine, billing, loan_id):
     finally:
         rpc_workers.shutdown()
         follower.shutdown()
+
+
+def test_listener_passes_the_newest_announced_sequence():
+    assert _greatest(["7", "12", "9"]) == 12
+    assert _greatest(["7", ""]) is None  # unknown: the hub reads
 
 
 def test_server_stop_shuts_the_hub_thread_down(engine, clock):
