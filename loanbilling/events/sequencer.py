@@ -29,8 +29,40 @@ def assign_sequences(engine: Engine, limit: int = 5000) -> int:
     return _number(engine, limit)[0]
 
 
+# PostgreSQL: after the lock, one statement numbers, moves the counter and
+# notifies (four round trips with BEGIN and COMMIT, not six). The pending events
+# are chosen by a statement that starts after the lock is held, so that its
+# snapshot sees every event an earlier holder numbered (READ COMMITTED).
+_LOCK = text("SELECT last_sequence FROM event_sequence WHERE id = 1 FOR UPDATE")
+_NUMBER = text(
+    """
+    WITH pending AS (
+        SELECT id, :last + row_number() OVER (ORDER BY id) AS number
+        FROM events WHERE sequence IS NULL ORDER BY id LIMIT :limit
+    ), numbered AS (
+        UPDATE events SET sequence = pending.number FROM pending
+        WHERE events.id = pending.id
+        RETURNING events.sequence
+    ), moved AS (
+        UPDATE event_sequence SET last_sequence = (SELECT max(sequence) FROM numbered)
+        WHERE id = 1 AND EXISTS (SELECT FROM numbered)
+        RETURNING last_sequence
+    )
+    SELECT (SELECT count(*) FROM numbered) AS numbered,
+           (SELECT pg_notify(:channel, last_sequence::text) FROM moved) AS notified
+    """
+)
+
+
 def _number(engine: Engine, limit: int) -> tuple[int, int]:
     """Numbers up to `limit` pending events: (how many, the newest sequence)."""
+    if is_postgresql(engine):
+        with transaction(engine, write=True) as conn:
+            last = conn.execute(_LOCK).scalar_one()
+            numbered = conn.execute(
+                _NUMBER, {"last": last, "limit": limit, "channel": NOTIFY_CHANNEL}
+            ).scalar_one()
+            return numbered, last + numbered
     with transaction(engine, write=True) as conn:
         last = conn.execute(
             select(event_sequence.c.last_sequence).where(event_sequence.c.id == 1).with_for_update()
@@ -54,12 +86,6 @@ def _number(engine: Engine, limit: int) -> tuple[int, int]:
                 .where(event_sequence.c.id == 1)
                 .values(last_sequence=last + numbered)
             )
-            if is_postgresql(engine):
-                # Delivered at commit, to every replica's stream hub.
-                conn.execute(
-                    text("SELECT pg_notify(:channel, :last)"),
-                    {"channel": NOTIFY_CHANNEL, "last": str(last + numbered)},
-                )
         return numbered, last + numbered
 
 
