@@ -35,7 +35,7 @@ from loanbilling.config import Settings
 from loanbilling.events.hub import EventHub
 from loanbilling.events.listener import listen
 from loanbilling.events.relay import AmqpRelay
-from loanbilling.events.sequencer import NOTIFY_CHANNEL, run_sequencer
+from loanbilling.events.sequencer import NOTIFY_CHANNEL, Numbered, run_sequencer
 from loanbilling.services.analytics import AnalyticsService
 from loanbilling.services.billing import BillingService
 from loanbilling.services.sweep import SweepService
@@ -130,7 +130,17 @@ async def start(
     )
     sequencer_wake = asyncio.Event()
 
-    def numbered(up_to: int | None = None) -> None:
+    def numbered(done: Numbered) -> None:
+        # On the loop, after the sequencer's commit: its events go straight to the
+        # streams. The LISTEN connection's wake for the same events costs nothing.
+        if done.events is not None:
+            hub.offer(done.events)
+        else:
+            hub.wake(done.newest)
+        if relay is not None:
+            relay.wake()
+
+    def notified(up_to: int | None) -> None:
         hub.wake(up_to)
         if relay is not None:
             relay.wake()
@@ -196,7 +206,7 @@ async def start(
         asyncio.create_task(run_sequencer(background, sequencer_wake, numbered), name="sequencer"),
     ]
     if is_postgresql(engine):
-        app._tasks.append(asyncio.create_task(listen(engine, NOTIFY_CHANNEL, numbered)))
+        app._tasks.append(asyncio.create_task(listen(engine, NOTIFY_CHANNEL, notified)))
     if relay is not None:
         app._tasks.append(asyncio.create_task(relay.run(), name="amqp-relay"))
     if settings.sweep_interval_s > 0:

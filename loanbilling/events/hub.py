@@ -77,6 +77,7 @@ class EventHub:
         # looked: a wake for events the hub already holds costs no read.
         self._wanted: float = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._following = False  # the head is known: events may be handed over
         self._waiting: set[_Subscriber] = set()  # caught-up streams, parked
         self.subscribers = 0
         self.closed = False
@@ -93,6 +94,18 @@ class EventHub:
         have been numbered."""
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._want, math.inf if up_to is None else up_to)
+
+    def offer(self, fresh: list[StoredEvent]) -> None:
+        """On the loop: events the local sequencer numbered and committed, oldest
+        first. They are announced at once, without a read, when they follow on
+        from what the hub holds; otherwise (another replica numbered events in
+        between, or the hub does not know the head yet) the hub reads them."""
+        if self._following and fresh and fresh[0].sequence == self.last + 1:
+            self.ring.extend(fresh)
+            self.last = fresh[-1].sequence
+            self._announce(fresh)
+        elif fresh:
+            self._want(fresh[-1].sequence)
 
     def _want(self, up_to: float) -> None:
         self._wanted = max(self._wanted, up_to)
@@ -118,6 +131,7 @@ class EventHub:
             except Exception as error:  # noqa: BLE001 - the database may be away; retry
                 log.warning("event hub cannot read the outbox: %s", error)
                 await asyncio.sleep(self.fallback_poll_s)
+        self._following = True
         for parked in self._waiting:  # streams that opened before the head was known
             parked.wake.set()
         while True:
@@ -153,13 +167,14 @@ class EventHub:
 
     async def _catch_up(self) -> None:
         while True:
-            fresh = await self._follow(events_after, self.last, limit=PAGE)
-            if not fresh:
-                return
-            self.ring.extend(fresh)
-            self.last = fresh[-1].sequence
-            self._announce(fresh)
-            if len(fresh) < PAGE:
+            page = await self._follow(events_after, self.last, limit=PAGE)
+            # Events handed over (`offer`) while the read ran are held already.
+            fresh = [event for event in page if event.sequence > self.last]
+            if fresh:
+                self.ring.extend(fresh)
+                self.last = fresh[-1].sequence
+                self._announce(fresh)
+            if len(page) < PAGE:
                 return
 
     # Serving streams

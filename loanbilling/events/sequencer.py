@@ -14,24 +14,38 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, select, text, update
 
 from loanbilling.storage.database import is_postgresql, transaction
+from loanbilling.storage.event_store import StoredEvent, _event
 from loanbilling.storage.tables import event_sequence, events
 
 log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "loanbilling_events"
+HAND_OVER = 500  # at most this many numbered events go to the hub with the wake
 
 
 def assign_sequences(engine: Engine, limit: int = 5000) -> int:
     """Numbers up to `limit` pending events; returns how many it numbered."""
-    return _number(engine, limit)[0]
+    return _number(engine, limit).count
 
 
-# PostgreSQL: after the lock, one statement numbers, moves the counter and
-# notifies (four round trips with BEGIN and COMMIT, not six). The pending events
-# are chosen by a statement that starts after the lock is held, so that its
+@dataclass(frozen=True, slots=True)
+class Numbered:
+    """What a pass numbered: how many, the newest sequence, and (PostgreSQL, up to
+    HAND_OVER) the events themselves, oldest first, for the local hub."""
+
+    count: int
+    newest: int
+    events: list[StoredEvent] | None = None
+
+
+# PostgreSQL: after the lock, one statement numbers, moves the counter, notifies
+# and returns the numbered events (four round trips with BEGIN and COMMIT, not
+# six; and the local hub needs no read of its own). The pending events are
+# chosen by a statement that starts after the lock is held, so that its
 # snapshot sees every event an earlier holder numbered (READ COMMITTED).
 _LOCK = text("SELECT last_sequence FROM event_sequence WHERE id = 1 FOR UPDATE")
 _NUMBER = text(
@@ -42,27 +56,27 @@ _NUMBER = text(
     ), numbered AS (
         UPDATE events SET sequence = pending.number FROM pending
         WHERE events.id = pending.id
-        RETURNING events.sequence
+        RETURNING events.*
     ), moved AS (
         UPDATE event_sequence SET last_sequence = (SELECT max(sequence) FROM numbered)
         WHERE id = 1 AND EXISTS (SELECT FROM numbered)
-        RETURNING last_sequence
+        RETURNING pg_notify(:channel, last_sequence::text)
     )
-    SELECT (SELECT count(*) FROM numbered) AS numbered,
-           (SELECT pg_notify(:channel, last_sequence::text) FROM moved) AS notified
+    SELECT numbered.* FROM numbered CROSS JOIN moved ORDER BY numbered.sequence
     """
 )
 
 
-def _number(engine: Engine, limit: int) -> tuple[int, int]:
-    """Numbers up to `limit` pending events: (how many, the newest sequence)."""
+def _number(engine: Engine, limit: int) -> Numbered:
+    """Numbers up to `limit` pending events."""
     if is_postgresql(engine):
         with transaction(engine, write=True) as conn:
             last = conn.execute(_LOCK).scalar_one()
-            numbered = conn.execute(
+            rows = conn.execute(
                 _NUMBER, {"last": last, "limit": limit, "channel": NOTIFY_CHANNEL}
-            ).scalar_one()
-            return numbered, last + numbered
+            ).all()
+        fresh = [_event(row) for row in rows] if len(rows) <= HAND_OVER else None
+        return Numbered(len(rows), last + len(rows), fresh)
     with transaction(engine, write=True) as conn:
         last = conn.execute(
             select(event_sequence.c.last_sequence).where(event_sequence.c.id == 1).with_for_update()
@@ -86,36 +100,40 @@ def _number(engine: Engine, limit: int) -> tuple[int, int]:
                 .where(event_sequence.c.id == 1)
                 .values(last_sequence=last + numbered)
             )
-        return numbered, last + numbered
+        return Numbered(numbered, last + numbered)
 
 
 def assign_all(engine: Engine, limit: int = 5000) -> int:
     """Numbers every pending event; returns how many it numbered."""
-    return _number_all(engine, limit)[0]
+    return _number_all(engine, limit).count
 
 
-def _number_all(engine: Engine, limit: int = 5000) -> tuple[int, int]:
-    """Numbers every pending event: (how many, the newest sequence). A short batch
-    means none was left, so the common case costs one transaction, not a second
-    that finds nothing."""
+def _number_all(engine: Engine, limit: int = 5000) -> Numbered:
+    """Numbers every pending event. A short batch means none was left, so the
+    common case costs one transaction, not a second that finds nothing. The
+    events come along only when one pass numbered them all."""
     total = 0
+    passes = 0
     while True:
-        numbered, newest = _number(engine, limit)
-        total += numbered
-        if numbered < limit:
-            return total, newest
+        numbered = _number(engine, limit)
+        total += numbered.count
+        passes += 1
+        if numbered.count < limit:
+            if passes == 1:
+                return numbered
+            return Numbered(total, numbered.newest)
 
 
 async def run_sequencer(
     engine: Engine,
     wake: asyncio.Event,
-    numbered: Callable[[int], None],
+    numbered: Callable[[Numbered], None],
     *,
     fallback_poll_s: float = 1.0,
 ) -> None:
     """Numbers events whenever `wake` is set (a local commit wrote some), and on a
     slow tick for events another process committed and could not number (it crashed).
-    Calls `numbered(newest sequence)` after a pass that numbered any."""
+    Calls `numbered(what)` on the loop after a pass that numbered any."""
     loop = asyncio.get_running_loop()
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sequencer")
     try:
@@ -127,9 +145,9 @@ async def run_sequencer(
                 pass
             wake.clear()
             try:
-                count, newest = await loop.run_in_executor(worker, _number_all, engine)
-                if count:
-                    numbered(newest)
+                done = await loop.run_in_executor(worker, _number_all, engine)
+                if done.count:
+                    numbered(done)
             except Exception as error:  # noqa: BLE001 - the database may be away; retry
                 log.warning("sequencer: %s", error)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -12,7 +13,7 @@ from loanbilling.domain.events import EventKind
 from loanbilling.events.hub import EventHub
 from loanbilling.events.listener import _greatest
 from loanbilling.events.sequencer import _number_all
-from loanbilling.storage.event_store import EventFilter
+from loanbilling.storage.event_store import EventFilter, events_after
 from tests.conftest import START
 from tests.support.server import ServerThread
 
@@ -23,10 +24,18 @@ class CountingExecutor(ThreadPoolExecutor):
     def __init__(self) -> None:
         super().__init__(max_workers=1, thread_name_prefix="hub-test")
         self.submitted = 0
+        self.completed = 0
 
     def submit(self, fn, /, *args, **kwargs):
         self.submitted += 1
-        return super().submit(fn, *args, **kwargs)
+
+        def counted():
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.completed += 1
+
+        return super().submit(counted)
 
 
 def pay_week(billing, loan_id: int, week: int) -> None:
@@ -61,6 +70,17 @@ async def idle(rounds: int = 20) -> None:
         await asyncio.sleep(0)
 
 
+async def quiesce(hub: EventHub, follower: CountingExecutor) -> None:
+    """Until the hub waits for a wake: no read of its own in flight or to come."""
+    for _ in range(1_000):
+        before = follower.submitted
+        await settle(hub, lambda: follower.completed == follower.submitted)
+        await idle()
+        if follower.submitted == before and follower.completed == before:
+            return
+    raise AssertionError("the hub kept reading")
+
+
 def test_hub_reads_on_its_own_thread_once_per_numbering(engine, billing, loan_id):
     rpc_workers = CountingExecutor()
     follower = CountingExecutor()
@@ -69,15 +89,17 @@ def test_hub_reads_on_its_own_thread_once_per_numbering(engine, billing, loan_id
         hub = EventHub(engine, rpc_workers, follower=follower, fallback_poll_s=3600)
         task = asyncio.create_task(hub.run())
         try:
-            _, newest = _number_all(engine)  # LOAN_CREATED
+            newest = _number_all(engine).newest  # LOAN_CREATED
             await settle(hub, lambda: hub.last == newest)
+            await quiesce(hub, follower)
             start = hub.last  # the ring holds what the hub read after this
             assert rpc_workers.submitted == 0  # the hub's reads are not request work
             reads = follower.submitted
 
             # The sequencer and the LISTEN connection both announce one numbering:
             pay_week(billing, loan_id, 1)
-            count, newest = _number_all(engine)
+            done = _number_all(engine)
+            count, newest = done.count, done.newest
             assert count == 1
             hub.wake(newest)
             hub.wake(newest)
@@ -97,7 +119,8 @@ def test_hub_reads_on_its_own_thread_once_per_numbering(engine, billing, loan_id
             # Events numbered elsewhere (another replica) arrive with their wake.
             pay_week(billing, loan_id, 2)
             pay_week(billing, loan_id, 3)
-            count, newest = _number_all(engine)
+            done = _number_all(engine)
+            count, newest = done.count, done.newest
             assert count == 2
             hub.wake(newest)
             await settle(hub, lambda: hub.last == newest)
@@ -119,7 +142,7 @@ def test_a_stream_replays_on_the_rpc_workers(engine, billing, loan_id):
     rpc_workers = CountingExecutor()
     follower = CountingExecutor()
     pay_week(billing, loan_id, 1)
-    _, newest = _number_all(engine)
+    newest = _number_all(engine).newest
 
     async def scenario() -> None:
         hub = EventHub(engine, rpc_workers, follower=follower, ring_size=1, fallback_poll_s=3600)
@@ -132,6 +155,111 @@ def test_a_stream_replays_on_the_rpc_workers(engine, billing, loan_id):
             await stream.aclose()
             assert rpc_workers.submitted >= 1
         finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        rpc_workers.shutdown()
+        follower.shutdown()
+
+
+def test_the_sequencer_hands_its_events_to_the_hub(engine, billing, loan_id):
+    """The local sequencer's events reach the ring without a read when they follow
+    on; a gap (another replica numbered in between) makes the hub read."""
+    rpc_workers = CountingExecutor()
+    follower = CountingExecutor()
+
+    async def scenario() -> None:
+        hub = EventHub(engine, rpc_workers, follower=follower, fallback_poll_s=3600)
+        task = asyncio.create_task(hub.run())
+        try:
+            newest = _number_all(engine).newest  # LOAN_CREATED
+            await settle(hub, lambda: hub.last == newest)
+            await quiesce(hub, follower)
+            start, reads = hub.last, follower.submitted
+
+            pay_week(billing, loan_id, 1)
+            done = _number_all(engine)
+            if done.events is None:  # SQLite: the hub reads
+                hub.wake(done.newest)
+                await settle(hub, lambda: hub.last == done.newest)
+            else:
+                assert [e.sequence for e in done.events] == list(range(start + 1, done.newest + 1))
+                hub.offer(done.events)
+                assert hub.last == done.newest  # at once, on the loop
+                hub.wake(done.newest)  # the same numbering's NOTIFY
+                await idle()
+                assert follower.submitted == reads
+
+            # A numbering the hub never saw, then one handed over: the gap is read.
+            pay_week(billing, loan_id, 2)
+            unseen = _number_all(engine)
+            pay_week(billing, loan_id, 3)
+            done = _number_all(engine)
+            hub.offer(done.events or [])
+            hub.wake(done.newest)
+            await settle(hub, lambda: hub.last == done.newest)
+            assert unseen.newest < done.newest
+            assert [e.sequence for e in hub.ring] == list(range(start + 1, done.newest + 1))
+            assert rpc_workers.submitted == 0
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        rpc_workers.shutdown()
+        follower.shutdown()
+
+
+class GatedExecutor(CountingExecutor):
+    """Runs nothing until `gate` is set: holds the hub's read in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def submit(self, fn, /, *args, **kwargs):
+        def gated():
+            self.gate.wait(30)
+            return fn(*args, **kwargs)
+
+        return super().submit(gated)
+
+
+def test_events_handed_over_during_a_read_are_held_once(engine, billing, loan_id):
+    rpc_workers = CountingExecutor()
+    follower = GatedExecutor()
+
+    async def scenario() -> None:
+        hub = EventHub(engine, rpc_workers, follower=follower, fallback_poll_s=3600)
+        task = asyncio.create_task(hub.run())
+        try:
+            follower.gate.set()
+            newest = _number_all(engine).newest  # LOAN_CREATED
+            await settle(hub, lambda: hub.last == newest)
+            await quiesce(hub, follower)
+            start = hub.last
+            follower.gate.clear()
+            reads = follower.submitted
+
+            pay_week(billing, loan_id, 1)
+            done = _number_all(engine)
+            hub.wake()  # a fallback tick, say: its read waits at the gate
+            await settle(hub, lambda: follower.submitted == reads + 1)
+            with engine.connect() as conn:
+                handed = events_after(conn, start, limit=100)
+            hub.offer(handed)
+            assert hub.last == done.newest
+            follower.gate.set()  # the read returns the same events
+            await quiesce(hub, follower)
+            assert follower.submitted == reads + 1
+            assert [e.sequence for e in hub.ring] == list(range(start + 1, done.newest + 1))
+        finally:
+            follower.gate.set()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
