@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import select
@@ -192,3 +195,52 @@ def test_a_loans_delinquent_event_follows_its_missed_installments(engine, billin
             ("PAYMENT_DUE_SOON", 4),
             ("LOAN_DELINQUENT", 1),
         ]
+
+
+def test_sweeps_racing_payments_flip_and_cure_consistently(engine, billing, clock):
+    """Two sweeps and catch-up payments on the same loans at once: nothing fails, a
+    loan paid up ends ACTIVE (cured if a sweep flipped it first), an unpaid one
+    ends DELINQUENT with one "loan delinquent" event."""
+    customer = billing.create_customer(name="Siti", email="siti@example.com", phone="").id
+    ids = [
+        billing.create_loan(
+            customer_id=customer,
+            principal_amount=5_000_000,
+            interest_rate_bps=1000,
+            weeks=50,
+            start_date=START,
+        ).loan.id
+        for _ in range(24)
+    ]
+    clock.current = START + 22 * DAY  # weeks 1-3 missed: delinquent
+    paid = ids[::2]
+    sweeps = [SweepService(engine, clock, batch_size=5) for _ in range(2)]
+    barrier = threading.Barrier(len(sweeps) + 1)
+
+    def sweep(service):
+        barrier.wait()
+        return service.run()
+
+    def pay_all():
+        barrier.wait()
+        for loan_id in paid:
+            billing.make_payment(loan_id=loan_id, amount=330_000, idempotency_key=f"p{loan_id}")
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        reports = [pool.submit(sweep, s) for s in sweeps]
+        pool.submit(pay_all).result()
+        reports = [r.result() for r in reports]
+    with engine.connect() as conn:
+        status = dict(conn.execute(select(loans.c.id, loans.c.status)).all())
+        counts = Counter(
+            (r.loan_id, r.kind) for r in conn.execute(select(events.c.loan_id, events.c.kind)).all()
+        )
+    flips = sum(r.newly_delinquent for r in reports)
+    assert flips == sum(counts[(i, "LOAN_DELINQUENT")] for i in ids)
+    for loan_id in ids:
+        if loan_id in paid:
+            assert status[loan_id] == LoanStatus.ACTIVE.value
+            assert counts[(loan_id, "LOAN_DELINQUENT")] == counts[(loan_id, "DELINQUENCY_CURED")]
+        else:
+            assert status[loan_id] == LoanStatus.DELINQUENT.value
+            assert counts[(loan_id, "LOAN_DELINQUENT")] == 1
