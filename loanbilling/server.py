@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -129,10 +130,11 @@ async def start(
         else None
     )
     sequencer_wake = asyncio.Event()
+    origin = secrets.token_hex(8)  # names this server's numberings in NOTIFY
 
     def numbered(done: Numbered) -> None:
         # On the loop, after the sequencer's commit: its events go straight to the
-        # streams. The LISTEN connection's wake for the same events costs nothing.
+        # streams (the listener skips this server's own NOTIFYs).
         if done.events is not None:
             hub.offer(done.events)
         else:
@@ -203,10 +205,14 @@ async def start(
     app._tasks += [
         asyncio.create_task(_watch_database(app), name="health"),
         asyncio.create_task(hub.run(), name="hub"),
-        asyncio.create_task(run_sequencer(background, sequencer_wake, numbered), name="sequencer"),
+        asyncio.create_task(
+            run_sequencer(background, sequencer_wake, numbered, origin=origin), name="sequencer"
+        ),
     ]
     if is_postgresql(engine):
-        app._tasks.append(asyncio.create_task(listen(engine, NOTIFY_CHANNEL, notified)))
+        app._tasks.append(
+            asyncio.create_task(listen(engine, NOTIFY_CHANNEL, notified, skip_origin=origin))
+        )
     if relay is not None:
         app._tasks.append(asyncio.create_task(relay.run(), name="amqp-relay"))
     if settings.sweep_interval_s > 0:

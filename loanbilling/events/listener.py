@@ -25,10 +25,17 @@ DEDICATED_CONNECT_ARGS = {
 }
 
 
-async def listen(engine: Engine, channel: str, on_notify: Callable[[int | None], None]) -> None:
-    """Calls `on_notify` for every NOTIFY on `channel` (several at once: once), with
-    the greatest integer payload among them (None when there is none), and once
-    with None after every (re)connection. Reconnects with backoff."""
+async def listen(
+    engine: Engine,
+    channel: str,
+    on_notify: Callable[[int | None], None],
+    *,
+    skip_origin: str | None = None,
+) -> None:
+    """Calls `on_notify` for the NOTIFYs on `channel` (several at once: once) with
+    the greatest sequence among their payloads ("<sequence> <origin>"; None when
+    one has none), and once with None after every (re)connection. NOTIFYs whose
+    origin is `skip_origin` are dropped. Reconnects with backoff."""
     loop = asyncio.get_running_loop()
     args, kwargs = engine.dialect.create_connect_args(engine.url)
     backoff = 0.5
@@ -43,7 +50,7 @@ async def listen(engine: Engine, channel: str, on_notify: Callable[[int | None],
         else:
             backoff = 0.5
             try:
-                await _listen_on(conn, channel, on_notify)
+                await _listen_on(conn, channel, on_notify, skip_origin)
             except psycopg2.Error as error:
                 log.warning("LISTEN %s: %s; reconnecting in %.1fs", channel, error, backoff)
             finally:
@@ -52,7 +59,9 @@ async def listen(engine: Engine, channel: str, on_notify: Callable[[int | None],
         backoff = min(backoff * 2, 10.0)
 
 
-async def _listen_on(conn, channel: str, on_notify: Callable[[int | None], None]) -> None:
+async def _listen_on(
+    conn, channel: str, on_notify: Callable[[int | None], None], skip_origin: str | None
+) -> None:
     """Listens on one connection until it fails (raising the driver's error)."""
     loop = asyncio.get_running_loop()
     lost: asyncio.Future = loop.create_future()
@@ -70,7 +79,9 @@ async def _listen_on(conn, channel: str, on_notify: Callable[[int | None], None]
         if conn.notifies:
             payloads = [n.payload for n in conn.notifies]
             conn.notifies.clear()
-            on_notify(_greatest(payloads))
+            others = [p for p in payloads if skip_origin is None or _origin(p) != skip_origin]
+            if others:
+                on_notify(_greatest(others))
 
     fd = conn.fileno()
     loop.add_reader(fd, readable)
@@ -82,8 +93,13 @@ async def _listen_on(conn, channel: str, on_notify: Callable[[int | None], None]
 
 
 def _greatest(payloads: list[str]) -> int | None:
-    """The greatest payload as an integer; None if any is not one (unknown)."""
+    """The greatest sequence among the payloads; None if one has none (unknown)."""
     try:
-        return max(int(payload) for payload in payloads)
+        return max(int(payload.split(" ", 1)[0]) for payload in payloads)
     except ValueError:
         return None
+
+
+def _origin(payload: str) -> str | None:
+    _, _, origin = payload.partition(" ")
+    return origin or None

@@ -24,6 +24,10 @@ from loanbilling.storage.tables import event_sequence, events
 
 log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "loanbilling_events"
+# A NOTIFY's payload: "<newest sequence> <origin>", the origin naming the
+# sequencer that numbered (a token of its server's), so that a server's
+# listener can skip its own numberings, which its sequencer hands over itself.
+ANONYMOUS = "-"
 HAND_OVER = 500  # at most this many numbered events go to the hub with the wake
 
 
@@ -60,20 +64,21 @@ _NUMBER = text(
     ), moved AS (
         UPDATE event_sequence SET last_sequence = (SELECT max(sequence) FROM numbered)
         WHERE id = 1 AND EXISTS (SELECT FROM numbered)
-        RETURNING pg_notify(:channel, last_sequence::text)
+        RETURNING pg_notify(:channel, last_sequence::text || ' ' || :origin)
     )
     SELECT numbered.* FROM numbered CROSS JOIN moved ORDER BY numbered.sequence
     """
 )
 
 
-def _number(engine: Engine, limit: int) -> Numbered:
+def _number(engine: Engine, limit: int, origin: str = ANONYMOUS) -> Numbered:
     """Numbers up to `limit` pending events."""
     if is_postgresql(engine):
         with transaction(engine, write=True) as conn:
             last = conn.execute(_LOCK).scalar_one()
             rows = conn.execute(
-                _NUMBER, {"last": last, "limit": limit, "channel": NOTIFY_CHANNEL}
+                _NUMBER,
+                {"last": last, "limit": limit, "channel": NOTIFY_CHANNEL, "origin": origin},
             ).all()
         fresh = [_event(row) for row in rows] if len(rows) <= HAND_OVER else None
         return Numbered(len(rows), last + len(rows), fresh)
@@ -108,14 +113,14 @@ def assign_all(engine: Engine, limit: int = 5000) -> int:
     return _number_all(engine, limit).count
 
 
-def _number_all(engine: Engine, limit: int = 5000) -> Numbered:
+def _number_all(engine: Engine, limit: int = 5000, origin: str = ANONYMOUS) -> Numbered:
     """Numbers every pending event. A short batch means none was left, so the
     common case costs one transaction, not a second that finds nothing. The
     events come along only when one pass numbered them all."""
     total = 0
     passes = 0
     while True:
-        numbered = _number(engine, limit)
+        numbered = _number(engine, limit, origin)
         total += numbered.count
         passes += 1
         if numbered.count < limit:
@@ -130,10 +135,12 @@ async def run_sequencer(
     numbered: Callable[[Numbered], None],
     *,
     fallback_poll_s: float = 1.0,
+    origin: str = ANONYMOUS,
 ) -> None:
     """Numbers events whenever `wake` is set (a local commit wrote some), and on a
     slow tick for events another process committed and could not number (it crashed).
-    Calls `numbered(what)` on the loop after a pass that numbered any."""
+    Calls `numbered(what)` on the loop after a pass that numbered any; its
+    NOTIFYs carry `origin`."""
     loop = asyncio.get_running_loop()
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sequencer")
     try:
@@ -145,7 +152,7 @@ async def run_sequencer(
                 pass
             wake.clear()
             try:
-                done = await loop.run_in_executor(worker, _number_all, engine)
+                done = await loop.run_in_executor(worker, _number_all, engine, 5000, origin)
                 if done.count:
                     numbered(done)
             except Exception as error:  # noqa: BLE001 - the database may be away; retry

@@ -11,8 +11,9 @@ import pytest
 
 from loanbilling.domain.events import EventKind
 from loanbilling.events.hub import EventHub
-from loanbilling.events.listener import _greatest
-from loanbilling.events.sequencer import _number_all
+from loanbilling.events.listener import _greatest, _origin, listen
+from loanbilling.events.sequencer import NOTIFY_CHANNEL, _number_all
+from loanbilling.storage.database import is_postgresql
 from loanbilling.storage.event_store import EventFilter, events_after
 from tests.conftest import START
 from tests.support.server import ServerThread
@@ -55,7 +56,7 @@ def loan_id(billing, clock):
     ).loan.id
 
 
-async def settle(hub: EventHub, until) -> None:
+async def settle(hub: EventHub | None, until) -> None:
     """Lets the hub's task run until `until()` holds (bounded, not timed)."""
     for _ in range(10_000):
         if until():
@@ -271,8 +272,11 @@ def test_events_handed_over_during_a_read_are_held_once(engine, billing, loan_id
 
 
 def test_listener_passes_the_newest_announced_sequence():
-    assert _greatest(["7", "12", "9"]) == 12
-    assert _greatest(["7", ""]) is None  # unknown: the hub reads
+    assert _greatest(["7 a1", "12 b2", "9 a1"]) == 12
+    assert _greatest(["7", "12"]) == 12  # a replica of the version before origins
+    assert _greatest(["7 a1", ""]) is None  # unknown: the hub reads
+    assert _origin("12 b2") == "b2"
+    assert _origin("12") is None
 
 
 def test_server_stop_shuts_the_hub_thread_down(engine, clock):
@@ -281,3 +285,29 @@ def test_server_stop_shuts_the_hub_thread_down(engine, clock):
     running.stop()
     with pytest.raises(RuntimeError):  # shut down: takes no more work
         worker.submit(print)
+
+
+def test_the_listener_skips_its_own_servers_numberings(engine, billing, loan_id):
+    if not is_postgresql(engine):
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    heard: list[int | None] = []
+
+    async def scenario() -> None:
+        task = asyncio.create_task(
+            listen(engine, NOTIFY_CHANNEL, heard.append, skip_origin="this-server")
+        )
+        try:
+            await settle(None, lambda: heard == [None])  # listening (the call on connect)
+            loop = asyncio.get_running_loop()
+            ours = await loop.run_in_executor(None, _number_all, engine, 5000, "this-server")
+            pay_week(billing, loan_id, 1)
+            theirs = await loop.run_in_executor(None, _number_all, engine, 5000, "other")
+            assert ours.newest < theirs.newest
+            # Notifications arrive in commit order: ours, had it not been skipped, first.
+            await settle(None, lambda: len(heard) > 1)
+            assert heard == [None, theirs.newest]
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
