@@ -4,6 +4,7 @@ nothing it acknowledged."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 import uuid
@@ -24,8 +25,10 @@ from tests.support.books import assert_books_exact
 from tests.support.private_postgres import PrivatePostgres
 
 pytestmark = pytest.mark.timeout(240)
-START = __import__("datetime").date(2026, 1, 5)
 DEADLINE_S = 5.0
+# Loans the load cannot pay off, whatever its speed and today's date: 520 weekly
+# installments of 110,000, every one of them due already.
+LONG_AGO = dt.date.today() - dt.timedelta(weeks=521)
 
 
 @pytest.fixture
@@ -68,7 +71,12 @@ def test_database_outage_under_load(workers, outages, private_postgres, tmp_path
         channel = grpc.insecure_channel(server.address)
         stub = loan_service_pb2_grpc.LoanServiceStub(channel)
         customer_id = create_customer(stub)
-        loans = [create_canonical_loan(stub, customer_id, START).id for _ in range(5 * workers)]
+        loans = [
+            create_canonical_loan(
+                stub, customer_id, LONG_AGO, weeks=520, principal_amount=52_000_000
+            ).id
+            for _ in range(5 * workers)
+        ]
 
         outcomes: list[tuple[str, int, grpc.StatusCode, float]] = []
         stop = threading.Event()
