@@ -11,6 +11,7 @@ import logging
 import uuid
 
 import grpc
+import psycopg2
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
@@ -125,7 +126,8 @@ def _is_unavailable(error: Exception) -> bool:
         return error.connection_invalidated or isinstance(
             error, sa_exc.OperationalError | sa_exc.InterfaceError
         )
-    return False
+    # The same from the driver itself, where SQLAlchemy did not wrap it (pool upkeep).
+    return isinstance(error, psycopg2.OperationalError | psycopg2.InterfaceError)
 
 
 def status_of(method: str, error: Exception) -> grpc.Status:

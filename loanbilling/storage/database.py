@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg2
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
@@ -96,10 +97,11 @@ def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
     read of the past counts payments dated on or before a date that is already
     behind the loan's latest payment, and no later payment can be dated there.
     """
+    if not write and is_postgresql(engine):
+        with autocommit(engine) as conn:
+            yield conn
+        return
     with engine.connect() as conn:
-        if not write and is_postgresql(engine):
-            yield conn.execution_options(isolation_level="AUTOCOMMIT")
-            return
         if write:
             conn = conn.execution_options(**{WRITE_OPTION: True})
         with conn.begin():
@@ -108,9 +110,26 @@ def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
 
 @contextmanager
 def autocommit(engine: Engine) -> Iterator[Connection]:
-    """PostgreSQL: a connection on which every statement commits as it returns."""
+    """PostgreSQL: a connection on which every statement commits as it returns.
+
+    The driver's own flag, set and cleared here, rather than SQLAlchemy's
+    isolation_level option: SQLAlchemy undoes that option as the connection goes
+    back to the pool, and when the connection died meanwhile the undo raises
+    before the pool takes it back, so the pool loses the slot for good
+    (SQLAlchemy 2.1; tests/integration/test_storage.py has the case).
+    """
     with engine.connect() as conn:
-        yield conn.execution_options(isolation_level="AUTOCOMMIT")
+        driver = conn.connection.driver_connection
+        driver.autocommit = True
+        try:
+            yield conn
+        finally:
+            try:
+                if driver.closed:
+                    raise psycopg2.InterfaceError("connection already closed")
+                driver.autocommit = False
+            except psycopg2.Error:
+                conn.invalidate()  # the pool replaces it
 
 
 def in_transaction(engine: Engine, fn, /, *args, write: bool = False, **kwargs):

@@ -39,7 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from loanbilling.domain.events import EventKind
 from loanbilling.domain.loan import DAYS_PER_WEEK, LoanStatus
-from loanbilling.storage.database import is_postgresql, transaction
+from loanbilling.storage.database import autocommit, is_postgresql, transaction
 from loanbilling.storage.sql import amount_through, days_between, weeks_due_before_expr
 from loanbilling.storage.tables import Id, events, installments, loans
 
@@ -85,8 +85,8 @@ def batch_connection(engine: Engine) -> Iterator[Connection]:
     """Where one batch runs: autocommit on PostgreSQL (the batch is one statement,
     hence one transaction), a write transaction on SQLite."""
     if is_postgresql(engine):
-        with engine.connect() as conn:
-            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+        with autocommit(engine) as conn:
+            yield conn
         return
     with transaction(engine, write=True) as conn:
         yield conn

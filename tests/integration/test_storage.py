@@ -11,7 +11,7 @@ from sqlalchemy import event, func, select, text, update
 
 from loanbilling.domain.errors import AlreadyExists, FailedPrecondition, PaymentAmountRefused
 from loanbilling.domain.loan import LoanStatus
-from loanbilling.storage.database import make_engine
+from loanbilling.storage.database import autocommit, make_engine, transaction
 from loanbilling.storage.migrate import (
     SchemaMismatch,
     check_schema,
@@ -229,3 +229,23 @@ def test_hot_queries_are_served_by_indexes(engine, billing):
             plan = "\n".join(conn.execute(text(f"EXPLAIN {compiled}")).scalars())
             assert "Seq Scan" not in plan, plan
         conn.rollback()
+
+
+def test_a_connection_dead_at_return_does_not_cost_the_pool_its_slot(database_url):
+    """A connection the driver knows is closed when it goes back to the pool must
+    be replaced, not lost: with a pool of one, the next checkout would time out."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the autocommit connections are PostgreSQL's")
+    engine = make_engine(database_url, pool_size=1, connect_timeout_s=1)
+    try:
+        for _ in range(3):
+            with autocommit(engine) as conn:
+                conn.exec_driver_sql("SELECT 1")
+                conn.connection.driver_connection.close()  # as if the server went away
+        with transaction(engine, write=False) as conn:
+            assert conn.exec_driver_sql("SELECT 2").scalar_one() == 2
+        with transaction(engine, write=True) as conn:
+            assert conn.exec_driver_sql("SELECT 3").scalar_one() == 3
+        assert engine.pool.checkedout() == 0
+    finally:
+        engine.dispose()
