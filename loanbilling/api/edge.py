@@ -130,7 +130,10 @@ class _Call:
             log.debug("%s OK in %.1f ms", self.method, elapsed * 1000)
         else:
             log.info("%s %s (%s) in %.1f ms", self.method, self.code, self.reason, elapsed * 1000)
-        request_id.reset(self.token)
+        try:
+            request_id.reset(self.token)
+        except ValueError:
+            pass  # a stream closed from another task: the context it set is gone with it
 
 
 def _malformed(request: Malformed) -> InvalidArgument:
