@@ -42,12 +42,19 @@ class Heartbeat:
 class _Subscriber:
     """A parked stream: its filter, how far it has looked, and what wakes it."""
 
-    __slots__ = ("only", "cursor", "wake")
+    __slots__ = ("only", "cursor", "wake", "key")
 
     def __init__(self, only: EventFilter, cursor: int) -> None:
         self.only = only
         self.cursor = cursor
         self.wake = asyncio.Event()
+        # Where the hub files it: the events that can match it are found by key.
+        if only.loan_id is not None:
+            self.key: tuple[str, int] | None = ("loan", only.loan_id)
+        elif only.customer_id is not None:
+            self.key = ("customer", only.customer_id)
+        else:
+            self.key = None  # any loan: looked at for every event
 
 
 class HubClosed(Exception):
@@ -79,6 +86,7 @@ class EventHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._following = False  # the head is known: events may be handed over
         self._waiting: set[_Subscriber] = set()  # caught-up streams, parked
+        self._filed: dict[tuple[str, int] | None, set[_Subscriber]] = {}  # the same, by key
         self.subscribers = 0
         self.closed = False
 
@@ -153,17 +161,46 @@ class EventHub:
             except TimeoutError:
                 pass
 
+    def _park(self, parked: _Subscriber) -> None:
+        self._waiting.add(parked)
+        self._filed.setdefault(parked.key, set()).add(parked)
+
+    def _unpark(self, parked: _Subscriber) -> None:
+        self._waiting.discard(parked)
+        filed = self._filed.get(parked.key)
+        if filed is not None:
+            filed.discard(parked)
+            if not filed:
+                del self._filed[parked.key]
+
     def _announce(self, fresh: list[StoredEvent] = ()) -> None:
-        """Wakes the parked streams that `fresh` has something for. The others only
-        move their cursor on: with a thousand streams open, a payment wakes the few
-        that asked for it, not all of them."""
-        for parked in self._waiting:
-            if self.closed or any(
-                parked.only.matches(e) for e in fresh if e.sequence > parked.cursor
-            ):
+        """Wakes the parked streams that `fresh` has something for, found through
+        the loan and customer of each event: with a thousand streams open, a
+        payment costs the few that asked for it, not a look at every stream.
+
+        A woken stream resumes just before the first event that matched it: every
+        event between its cursor and that one was announced before, matched
+        nothing, and need not be looked at again. A stream left parked has, by the
+        same token, looked at everything up to `last`."""
+        if self.closed:
+            for parked in self._waiting:
                 parked.wake.set()
-            else:
-                parked.cursor = max(parked.cursor, self.last)
+            return
+        broad = self._filed.get(None, ())
+        for event in fresh:
+            for filed in (
+                self._filed.get(("loan", event.loan_id), ()),
+                self._filed.get(("customer", event.customer_id), ()),
+                broad,
+            ):
+                for parked in filed:
+                    if (
+                        not parked.wake.is_set()
+                        and event.sequence > parked.cursor
+                        and parked.only.matches(event)
+                    ):
+                        parked.cursor = event.sequence - 1
+                        parked.wake.set()
 
     async def _catch_up(self) -> None:
         while True:
@@ -222,18 +259,19 @@ class EventHub:
                             yield event
                     continue
                 parked = _Subscriber(only, cursor)
-                self._waiting.add(parked)
+                self._park(parked)
                 try:
                     async with asyncio.timeout(heartbeat_s):
                         await parked.wake.wait()
-                    idle = False
                 except TimeoutError:
-                    idle = True
+                    pass
                 finally:
-                    self._waiting.discard(parked)
-                # The hub may have moved the cursor past events this stream skips.
-                cursor = parked.cursor
-                if idle:
+                    self._unpark(parked)
+                if parked.wake.is_set():  # woken, even if the timeout fired too
+                    cursor = parked.cursor
+                else:
+                    # Nothing up to the head matched while it was parked (_announce).
+                    cursor = max(parked.cursor, self.last if self._following else 0)
                     yield Heartbeat(cursor)
         finally:
             self.subscribers -= 1

@@ -311,3 +311,77 @@ def test_the_listener_skips_its_own_servers_numberings(engine, billing, loan_id)
             await asyncio.gather(task, return_exceptions=True)
 
     asyncio.run(scenario())
+
+
+class CountingFilter(EventFilter):
+    """An EventFilter that counts how often the hub asks it about an event."""
+
+    asked = 0
+
+    def matches(self, event) -> bool:
+        CountingFilter.asked += 1
+        return super().matches(event)
+
+
+def test_an_event_costs_only_the_streams_that_can_match_it(engine, billing, loan_id):
+    """Two hundred streams on other loans are not looked at for a payment; the
+    stream on the paid loan and a stream on every loan get its events, and an idle
+    stream's heartbeat says it has examined everything up to the head."""
+    every_kind = frozenset(EventKind)
+    payments_only = CountingFilter(frozenset({EventKind.PAYMENT_RECEIVED}))
+    customer_id = billing.get_loan(loan_id).loan.customer_id
+
+    async def scenario() -> None:
+        hub = EventHub(engine, ThreadPoolExecutor(2), fallback_poll_s=3600)
+        task = asyncio.create_task(hub.run())
+        got: dict[str, list] = {}
+
+        async def follow(name: str, only: EventFilter, after: int) -> None:
+            got[name] = []
+            async for item in hub.subscribe(after, only, heartbeat_s=0.3):
+                got[name].append(item)
+
+        try:
+            head = _number_all(engine).newest
+            await settle(hub, lambda: hub.last == head)
+            others = [CountingFilter(every_kind, 10_000 + i) for i in range(200)]
+            streams = [
+                asyncio.create_task(follow(f"other-{i}", only, head))
+                for i, only in enumerate(others)
+            ]
+            streams += [
+                asyncio.create_task(follow("loan", CountingFilter(every_kind, loan_id), head)),
+                asyncio.create_task(
+                    follow("customer", CountingFilter(every_kind, None, customer_id), head)
+                ),
+                asyncio.create_task(
+                    follow("any loan", payments_only, head)
+                ),
+            ]
+            await settle(hub, lambda: len(hub._waiting) == 203)
+            CountingFilter.asked = 0
+
+            pay_week(billing, loan_id, 1)
+            pay_week(billing, loan_id, 2)
+            done = _number_all(engine)
+            hub.wake(done.newest)
+            await settle(hub, lambda: len(got["any loan"]) == 2)
+            await settle(hub, lambda: len(got["loan"]) == 2 and len(got["customer"]) == 2)
+            # The hub asked the three streams that can match each event, and they
+            # filtered what they read; a look at every stream would be 203 per event.
+            assert CountingFilter.asked <= 2 * 3 * (done.newest - head)
+            assert [e.kind for e in got["loan"]] == [EventKind.PAYMENT_RECEIVED] * 2
+            assert [e.sequence for e in got["loan"]] == [e.sequence for e in got["customer"]]
+            assert all(e.loan_id == loan_id for e in got["any loan"])
+
+            await settle(hub, lambda: got["other-0"] != [])  # its first heartbeat
+            assert got["other-0"][0].sequence == done.newest
+            for stream in streams:
+                stream.cancel()
+            await asyncio.gather(*streams, return_exceptions=True)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            hub.executor.shutdown()
+
+    asyncio.run(scenario())
