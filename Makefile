@@ -27,7 +27,7 @@ proto: $(STAMP)
 	bash scripts/gen_proto.sh $(BIN)/python generated
 
 ## bench: the benchmark on the PostgreSQL at 127.0.0.1:5432 (docs/benchmarks.md);
-## BENCH_ARGS=--full for 1,000,000 loans (~12 min), --tiny for a smoke run
+## BENCH_ARGS=--full for 1,000,000 loans (~8-12 min), --tiny for a smoke run
 bench: $(STAMP)
 	$(BIN)/python -m bench --json bench-results.json $(BENCH_ARGS)
 
