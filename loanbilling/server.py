@@ -337,7 +337,8 @@ async def _watch_database(app: App) -> None:
                     if ok
                     else health_pb2.HealthCheckResponse.NOT_SERVING
                 )
-                for name in ["", *SERVICE_NAMES]:
+                # The overall status last: once it says SERVING, every service does.
+                for name in [*SERVICE_NAMES, ""]:
                     await app.health.set(name, status)
                 serving = ok
             await asyncio.sleep(app.settings.health_interval_s)
