@@ -188,6 +188,9 @@ async def start(
     # "liveness" answers SERVING while the process runs, whatever the database
     # does: a liveness probe must not restart every replica during an outage.
     await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+    # Not serving until the database answered once (grpc starts '' at SERVING).
+    for name in [*SERVICE_NAMES, ""]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
     metrics_server = _serve_metrics(settings, engine, hub, relay)
     app = App(
