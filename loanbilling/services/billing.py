@@ -4,11 +4,12 @@ runs it on a worker thread."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from loanbilling.clock import BusinessClock
@@ -315,11 +316,17 @@ class BillingService:
         def create() -> PaymentResult:
             today = self.clock.today()
             if self.one_statement:
-                done = self._pay_in_one_statement(
-                    loan_id, amount, key, payment_date, today, replay
+                pay = functools.partial(
+                    self._pay_in_one_statement, loan_id, amount, key, payment_date, today, replay
                 )
-                if done is not None:
-                    return done
+                with autocommit(self.engine) as conn:
+                    done = pay(conn, locked=False)
+                if done is None:  # the loan changed since the read: decide under its lock
+                    with transaction(self.engine, write=True) as conn:
+                        done = pay(conn, locked=True)
+                if not done.replayed:
+                    self.events_written()
+                return done
             with transaction(self.engine, write=True) as conn:
                 repo = Repository(conn)
                 # The row lock serialises payments on one loan; the key is checked
@@ -349,48 +356,53 @@ class BillingService:
 
         return self._idempotent(create, replay_after_conflict)
 
+    @staticmethod
     def _pay_in_one_statement(
-        self,
         loan_id: int,
         amount: int,
         key: str,
         payment_date: dt.date | None,
         today: dt.date,
         replay: Callable[[Repository], PaymentResult | None],
+        conn: Connection,
+        *,
+        locked: bool,
     ) -> PaymentResult | None:
         """PostgreSQL: read the loan, decide, write everything in one statement.
 
-        None when the loan changed between the read and the write (a concurrent
-        payment or sweep): the caller then takes the locking path.
+        Unlocked (autocommit), None when the loan changed between the read and
+        the write (a concurrent payment or sweep): the caller then comes back
+        `locked`, in a transaction that holds the loan's row lock from the read on.
+        The key is checked after the lock, so a retry racing its original sees it.
         """
-        with autocommit(self.engine) as conn:
-            repo = Repository(conn)
-            loan, key_taken = repo.loan_and_key(loan_id, key)
-            if loan is None:
-                raise NotFound("loan", loan_id)
-            if key_taken:
-                return replay(repo)
-            plan = _plan_payment(loan, amount, payment_date, today)
-            payment_id = one_statement.record_payment(
-                conn,
-                loan_id=loan.id,
-                paid_before=loan.paid_count,
-                status_before=loan.status,
-                amount=amount,
-                currency_code=loan.terms.currency_code,
-                payment_date=plan.paid_on,
-                first_week=plan.settled.first_week,
-                last_week=plan.settled.last_week,
-                idempotency_key=key,
-                outstanding_after=plan.settled.outstanding_after,
-                status_after=plan.settled.status_after,
-                stored_status=plan.at_today.status,
-                new_events=plan.events_of(0),
-                now=dt.datetime.now(dt.UTC),
-            )
+        repo = Repository(conn)
+        loan, key_taken = repo.loan_and_key(loan_id, key, for_update=locked)
+        if loan is None:
+            raise NotFound("loan", loan_id)
+        if key_taken:
+            return replay(repo)
+        plan = _plan_payment(loan, amount, payment_date, today)
+        payment_id = one_statement.record_payment(
+            conn,
+            loan_id=loan.id,
+            paid_before=loan.paid_count,
+            status_before=loan.status,
+            amount=amount,
+            currency_code=loan.terms.currency_code,
+            payment_date=plan.paid_on,
+            first_week=plan.settled.first_week,
+            last_week=plan.settled.last_week,
+            idempotency_key=key,
+            outstanding_after=plan.settled.outstanding_after,
+            status_after=plan.settled.status_after,
+            stored_status=plan.at_today.status,
+            new_events=plan.events_of(0),
+            now=dt.datetime.now(dt.UTC),
+        )
         if payment_id is None:
+            if locked:
+                raise RuntimeError(f"loan {loan_id} changed under its row lock")
             return None
-        self.events_written()
         payment = PaymentRecord(
             id=payment_id,
             loan_id=loan.id,

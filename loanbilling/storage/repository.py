@@ -130,6 +130,7 @@ _LOAN_AND_KEY = select(
     .scalar_subquery()
     .label("key_payment_id"),
 ).where(loans.c.id == bindparam("id"))
+_LOAN_AND_KEY_FOR_UPDATE = _LOAN_AND_KEY.with_for_update(of=loans)
 _INSERT_PAYMENT = insert(payments).returning(payments.c.id)
 _SETTLE_INSTALLMENTS = (
     update(installments)
@@ -226,9 +227,13 @@ class Repository:
         row = self.conn.execute(_LOAN_FOR_UPDATE if for_update else _LOAN, {"id": loan_id}).first()
         return _loan(row) if row else None
 
-    def loan_and_key(self, loan_id: int, idempotency_key: str) -> tuple[LoanRecord | None, bool]:
-        """The loan (unlocked), and whether a payment already holds the key: one statement."""
-        row = self.conn.execute(_LOAN_AND_KEY, {"id": loan_id, "key": idempotency_key}).first()
+    def loan_and_key(
+        self, loan_id: int, idempotency_key: str, *, for_update: bool = False
+    ) -> tuple[LoanRecord | None, bool]:
+        """The loan (row-locked if asked), and whether a payment already holds the
+        key: one statement."""
+        statement = _LOAN_AND_KEY_FOR_UPDATE if for_update else _LOAN_AND_KEY
+        row = self.conn.execute(statement, {"id": loan_id, "key": idempotency_key}).first()
         if row is None:
             return None, False
         return _loan(row), row.key_payment_id is not None

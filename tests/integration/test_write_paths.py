@@ -138,9 +138,15 @@ def test_a_payment_racing_another_falls_back_to_the_lock(billing, engine, clock)
 
     event.listen(engine, "before_cursor_execute", before)
     try:
-        mine = billing.make_payment(loan_id=loan.id, amount=110_000, idempotency_key="m")
+        with statements(engine) as seen:
+            mine = billing.make_payment(loan_id=loan.id, amount=110_000, idempotency_key="m")
     finally:
         event.remove(engine, "before_cursor_execute", before)
+    # Mine unlocked (wrote nothing), the rival's, then mine again after the row lock.
+    writes = [i for i, s in enumerate(seen) if s.lstrip().startswith("WITH moved AS")]
+    locked = [i for i, s in enumerate(seen) if "FOR UPDATE" in s]
+    assert len(writes) == 3 and len(locked) == 1
+    assert writes[1] < locked[0] < writes[2]
     assert raced[0].payment.settled_week_numbers == [1]
     assert mine.payment.settled_week_numbers == [2]
     assert mine.payment.outstanding_after == 5_500_000 - 220_000
