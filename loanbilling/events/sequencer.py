@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, func, select, text, update
 
 from loanbilling.storage.database import is_postgresql, transaction
-from loanbilling.storage.event_store import StoredEvent, _event
+from loanbilling.storage.event_store import StoredEvent, event_from_row
 from loanbilling.storage.tables import event_sequence, events
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def _number(engine: Engine, limit: int, origin: str = ANONYMOUS) -> Numbered:
                 _NUMBER,
                 {"last": last, "limit": limit, "channel": NOTIFY_CHANNEL, "origin": origin},
             ).all()
-        fresh = [_event(row) for row in rows] if len(rows) <= HAND_OVER else None
+        fresh = [event_from_row(row) for row in rows] if len(rows) <= HAND_OVER else None
         return Numbered(len(rows), last + len(rows), fresh)
     with transaction(engine, write=True) as conn:
         last = conn.execute(

@@ -44,7 +44,7 @@ class EventFilter:
         )
 
 
-def _event(row: Row) -> StoredEvent:
+def event_from_row(row: Row) -> StoredEvent:
     return StoredEvent(
         sequence=row.sequence,
         kind=EventKind(row.kind),
@@ -93,4 +93,4 @@ def events_after(
             query = query.where(events.c.loan_id == only.loan_id)
         if only.customer_id is not None:
             query = query.where(events.c.customer_id == only.customer_id)
-    return [_event(row) for row in conn.execute(query)]
+    return [event_from_row(row) for row in conn.execute(query)]
