@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +57,17 @@ def loan_id(billing, clock):
     ).loan.id
 
 
+@contextlib.asynccontextmanager
+async def running(coroutine):
+    """Runs `coroutine` as a task for the block, then cancels it and waits for it."""
+    task = asyncio.create_task(coroutine)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def settle(hub: EventHub | None, until) -> None:
     """Lets the hub's task run until `until()` holds (bounded, not timed)."""
     for _ in range(10_000):
@@ -88,8 +100,7 @@ def test_hub_reads_on_its_own_thread_once_per_numbering(engine, billing, loan_id
 
     async def scenario() -> None:
         hub = EventHub(engine, rpc_workers, follower=follower, fallback_poll_s=3600)
-        task = asyncio.create_task(hub.run())
-        try:
+        async with running(hub.run()):
             newest = _number_all(engine).newest  # LOAN_CREATED
             await settle(hub, lambda: hub.last == newest)
             await quiesce(hub, follower)
@@ -127,9 +138,6 @@ def test_hub_reads_on_its_own_thread_once_per_numbering(engine, billing, loan_id
             await settle(hub, lambda: hub.last == newest)
             assert [e.sequence for e in hub.ring] == list(range(start + 1, newest + 1))
             assert rpc_workers.submitted == 0
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
 
     try:
         asyncio.run(scenario())
@@ -147,17 +155,13 @@ def test_a_stream_replays_on_the_rpc_workers(engine, billing, loan_id):
 
     async def scenario() -> None:
         hub = EventHub(engine, rpc_workers, follower=follower, ring_size=1, fallback_poll_s=3600)
-        task = asyncio.create_task(hub.run())
-        try:
+        async with running(hub.run()):
             await settle(hub, lambda: hub.last == newest)
             stream = hub.subscribe(0, EventFilter(frozenset(EventKind)), heartbeat_s=3600)
             first = await anext(stream)  # before the ring: read from the database
             assert first.sequence == 1
             await stream.aclose()
             assert rpc_workers.submitted >= 1
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
 
     try:
         asyncio.run(scenario())
@@ -174,8 +178,7 @@ def test_the_sequencer_hands_its_events_to_the_hub(engine, billing, loan_id):
 
     async def scenario() -> None:
         hub = EventHub(engine, rpc_workers, follower=follower, fallback_poll_s=3600)
-        task = asyncio.create_task(hub.run())
-        try:
+        async with running(hub.run()):
             newest = _number_all(engine).newest  # LOAN_CREATED
             await settle(hub, lambda: hub.last == newest)
             await quiesce(hub, follower)
@@ -205,9 +208,6 @@ def test_the_sequencer_hands_its_events_to_the_hub(engine, billing, loan_id):
             assert unseen.newest < done.newest
             assert [e.sequence for e in hub.ring] == list(range(start + 1, done.newest + 1))
             assert rpc_workers.submitted == 0
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
 
     try:
         asyncio.run(scenario())
@@ -237,32 +237,30 @@ def test_events_handed_over_during_a_read_are_held_once(engine, billing, loan_id
 
     async def scenario() -> None:
         hub = EventHub(engine, rpc_workers, follower=follower, fallback_poll_s=3600)
-        task = asyncio.create_task(hub.run())
-        try:
-            follower.gate.set()
-            newest = _number_all(engine).newest  # LOAN_CREATED
-            await settle(hub, lambda: hub.last == newest)
-            await quiesce(hub, follower)
-            start = hub.last
-            follower.gate.clear()
-            reads = follower.submitted
+        async with running(hub.run()):
+            try:
+                follower.gate.set()
+                newest = _number_all(engine).newest  # LOAN_CREATED
+                await settle(hub, lambda: hub.last == newest)
+                await quiesce(hub, follower)
+                start = hub.last
+                follower.gate.clear()
+                reads = follower.submitted
 
-            pay_week(billing, loan_id, 1)
-            done = _number_all(engine)
-            hub.wake()  # a fallback tick, say: its read waits at the gate
-            await settle(hub, lambda: follower.submitted == reads + 1)
-            with engine.connect() as conn:
-                handed = events_after(conn, start, limit=100)
-            hub.offer(handed)
-            assert hub.last == done.newest
-            follower.gate.set()  # the read returns the same events
-            await quiesce(hub, follower)
-            assert follower.submitted == reads + 1
-            assert [e.sequence for e in hub.ring] == list(range(start + 1, done.newest + 1))
-        finally:
-            follower.gate.set()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+                pay_week(billing, loan_id, 1)
+                done = _number_all(engine)
+                hub.wake()  # a fallback tick, say: its read waits at the gate
+                await settle(hub, lambda: follower.submitted == reads + 1)
+                with engine.connect() as conn:
+                    handed = events_after(conn, start, limit=100)
+                hub.offer(handed)
+                assert hub.last == done.newest
+                follower.gate.set()  # the read returns the same events
+                await quiesce(hub, follower)
+                assert follower.submitted == reads + 1
+                assert [e.sequence for e in hub.ring] == list(range(start + 1, done.newest + 1))
+            finally:
+                follower.gate.set()  # a read held at the gate ends before the hub
 
     try:
         asyncio.run(scenario())
@@ -293,10 +291,7 @@ def test_the_listener_skips_its_own_servers_numberings(engine, billing, loan_id)
     heard: list[int | None] = []
 
     async def scenario() -> None:
-        task = asyncio.create_task(
-            listen(engine, NOTIFY_CHANNEL, heard.append, skip_origin="this-server")
-        )
-        try:
+        async with running(listen(engine, NOTIFY_CHANNEL, heard.append, skip_origin="this-server")):
             await settle(None, lambda: heard == [None])  # listening (the call on connect)
             loop = asyncio.get_running_loop()
             ours = await loop.run_in_executor(None, _number_all, engine, 5000, "this-server")
@@ -306,9 +301,6 @@ def test_the_listener_skips_its_own_servers_numberings(engine, billing, loan_id)
             # Notifications arrive in commit order: ours, had it not been skipped, first.
             await settle(None, lambda: len(heard) > 1)
             assert heard == [None, theirs.newest]
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
 
     asyncio.run(scenario())
 
@@ -333,7 +325,6 @@ def test_an_event_costs_only_the_streams_that_can_match_it(engine, billing, loan
 
     async def scenario() -> None:
         hub = EventHub(engine, ThreadPoolExecutor(2), fallback_poll_s=3600)
-        task = asyncio.create_task(hub.run())
         got: dict[str, list] = {}
 
         async def follow(name: str, only: EventFilter, after: int) -> None:
@@ -342,46 +333,43 @@ def test_an_event_costs_only_the_streams_that_can_match_it(engine, billing, loan
                 got[name].append(item)
 
         try:
-            head = _number_all(engine).newest
-            await settle(hub, lambda: hub.last == head)
-            others = [CountingFilter(every_kind, 10_000 + i) for i in range(200)]
-            streams = [
-                asyncio.create_task(follow(f"other-{i}", only, head))
-                for i, only in enumerate(others)
-            ]
-            streams += [
-                asyncio.create_task(follow("loan", CountingFilter(every_kind, loan_id), head)),
-                asyncio.create_task(
-                    follow("customer", CountingFilter(every_kind, None, customer_id), head)
-                ),
-                asyncio.create_task(
-                    follow("any loan", payments_only, head)
-                ),
-            ]
-            await settle(hub, lambda: len(hub._waiting) == 203)
-            CountingFilter.asked = 0
+            async with running(hub.run()):
+                head = _number_all(engine).newest
+                await settle(hub, lambda: hub.last == head)
+                others = [CountingFilter(every_kind, 10_000 + i) for i in range(200)]
+                streams = [
+                    asyncio.create_task(follow(f"other-{i}", only, head))
+                    for i, only in enumerate(others)
+                ]
+                streams += [
+                    asyncio.create_task(follow("loan", CountingFilter(every_kind, loan_id), head)),
+                    asyncio.create_task(
+                        follow("customer", CountingFilter(every_kind, None, customer_id), head)
+                    ),
+                    asyncio.create_task(follow("any loan", payments_only, head)),
+                ]
+                await settle(hub, lambda: len(hub._waiting) == 203)
+                CountingFilter.asked = 0
 
-            pay_week(billing, loan_id, 1)
-            pay_week(billing, loan_id, 2)
-            done = _number_all(engine)
-            hub.wake(done.newest)
-            await settle(hub, lambda: len(got["any loan"]) == 2)
-            await settle(hub, lambda: len(got["loan"]) == 2 and len(got["customer"]) == 2)
-            # The hub asked the three streams that can match each event, and they
-            # filtered what they read; a look at every stream would be 203 per event.
-            assert CountingFilter.asked <= 2 * 3 * (done.newest - head)
-            assert [e.kind for e in got["loan"]] == [EventKind.PAYMENT_RECEIVED] * 2
-            assert [e.sequence for e in got["loan"]] == [e.sequence for e in got["customer"]]
-            assert all(e.loan_id == loan_id for e in got["any loan"])
+                pay_week(billing, loan_id, 1)
+                pay_week(billing, loan_id, 2)
+                done = _number_all(engine)
+                hub.wake(done.newest)
+                await settle(hub, lambda: len(got["any loan"]) == 2)
+                await settle(hub, lambda: len(got["loan"]) == 2 and len(got["customer"]) == 2)
+                # The hub asked the three streams that can match each event, and they
+                # filtered what they read; a look at every stream would be 203 per event.
+                assert CountingFilter.asked <= 2 * 3 * (done.newest - head)
+                assert [e.kind for e in got["loan"]] == [EventKind.PAYMENT_RECEIVED] * 2
+                assert [e.sequence for e in got["loan"]] == [e.sequence for e in got["customer"]]
+                assert all(e.loan_id == loan_id for e in got["any loan"])
 
-            await settle(hub, lambda: got["other-0"] != [])  # its first heartbeat
-            assert got["other-0"][0].sequence == done.newest
-            for stream in streams:
-                stream.cancel()
-            await asyncio.gather(*streams, return_exceptions=True)
+                await settle(hub, lambda: got["other-0"] != [])  # its first heartbeat
+                assert got["other-0"][0].sequence == done.newest
+                for stream in streams:
+                    stream.cancel()
+                await asyncio.gather(*streams, return_exceptions=True)
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
             hub.executor.shutdown()
 
     asyncio.run(scenario())
