@@ -206,12 +206,14 @@ class BillingService:
             if (existing := replay()) is not None:
                 return existing
             status = Position(terms, 0, today).status
+            schedule = terms.schedule()
             if self.one_statement:
                 with autocommit(self.engine) as conn:
                     loan_id = one_statement.add_loan(
                         conn,
                         customer_id=customer_id,
                         terms=terms,
+                        schedule=schedule,
                         status=status,
                         request_id=key,
                         new_events=creation_events(0, customer_id, terms, today),
@@ -224,7 +226,7 @@ class BillingService:
                     repo = Repository(conn)
                     if repo.get_customer(customer_id) is None:
                         raise NotFound("customer", customer_id)
-                    loan_id = repo.add_loan(customer_id, terms, status, key)
+                    loan_id = repo.add_loan(customer_id, terms, schedule, status, key)
                     repo.add_events(creation_events(loan_id, customer_id, terms, today))
             self.events_written()
             # A new loan is its terms: the answer needs no read back.
@@ -242,7 +244,7 @@ class BillingService:
                 InstallmentRecord(
                     i.week_number, i.due_date, i.amount, i.principal_amount, i.interest_amount, None
                 )
-                for i in terms.schedule()
+                for i in schedule
             ]
             return _with_schedule(loan, Position(terms, 0, today), lines)
 
@@ -335,7 +337,7 @@ class BillingService:
                 if (earlier := replay(repo)) is not None:
                     return earlier
                 plan = _plan_payment(loan, amount, payment_date, today)
-                payment = repo.record_payment(
+                payment_id = repo.record_payment(
                     loan,
                     amount=amount,
                     payment_date=plan.paid_on,
@@ -346,9 +348,9 @@ class BillingService:
                     status_after=plan.settled.status_after,
                     stored_status=plan.at_today.status,
                 )
-                repo.add_events(plan.events_of(payment.id))
+                repo.add_events(plan.events_of(payment_id))
             self.events_written()
-            return PaymentResult(payment, replayed=False)
+            return PaymentResult(plan.payment(payment_id, key), replayed=False)
 
         def replay_after_conflict() -> PaymentResult | None:
             with transaction(self.engine, write=False) as conn:
@@ -403,19 +405,7 @@ class BillingService:
             if locked:
                 raise RuntimeError(f"loan {loan_id} changed under its row lock")
             return None
-        payment = PaymentRecord(
-            id=payment_id,
-            loan_id=loan.id,
-            amount=amount,
-            currency_code=loan.terms.currency_code,
-            payment_date=plan.paid_on,
-            first_week=plan.settled.first_week,
-            last_week=plan.settled.last_week,
-            idempotency_key=key,
-            outstanding_after=plan.settled.outstanding_after,
-            status_after=plan.settled.status_after,
-        )
-        return PaymentResult(payment, replayed=False)
+        return PaymentResult(plan.payment(payment_id, key), replayed=False)
 
     def list_payments(
         self, *, loan_id: int, page_size: int = 0, page_token: str = ""
@@ -453,6 +443,21 @@ class _PaymentPlan:
     paid_on: dt.date
     settled: SettledPayment
     at_today: Position
+
+    def payment(self, payment_id: int, idempotency_key: str) -> PaymentRecord:
+        """The payment as recorded under `payment_id`."""
+        return PaymentRecord(
+            id=payment_id,
+            loan_id=self.loan.id,
+            amount=self.amount,
+            currency_code=self.loan.terms.currency_code,
+            payment_date=self.paid_on,
+            first_week=self.settled.first_week,
+            last_week=self.settled.last_week,
+            idempotency_key=idempotency_key,
+            outstanding_after=self.settled.outstanding_after,
+            status_after=self.settled.status_after,
+        )
 
     def events_of(self, payment_id: int) -> list[NewEvent]:
         return payment_events(

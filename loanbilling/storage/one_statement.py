@@ -22,7 +22,7 @@ import functools
 from sqlalchemy import Connection
 
 from loanbilling.domain.events import NewEvent
-from loanbilling.domain.loan import LoanStatus, LoanTerms
+from loanbilling.domain.loan import Installment, LoanStatus, LoanTerms
 
 _EVENT_COLUMNS = (
     "kind, loan_id, customer_id, week_number, business_date, created_at, amount, due_date, "
@@ -182,6 +182,7 @@ def add_loan(
     *,
     customer_id: int,
     terms: LoanTerms,
+    schedule: list[Installment],
     status: LoanStatus,
     request_id: str | None,
     new_events: list[NewEvent],
@@ -191,7 +192,6 @@ def add_loan(
 
     `new_events` are written for the new loan, whatever loan id they carry.
     """
-    schedule = terms.schedule()
     params = {
         "customer_id": customer_id,
         "principal_amount": terms.principal_amount,

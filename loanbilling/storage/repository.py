@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from loanbilling.domain.events import NewEvent
-from loanbilling.domain.loan import LoanStatus, LoanTerms
+from loanbilling.domain.loan import Installment, LoanStatus, LoanTerms
 from loanbilling.storage.tables import customers, events, installments, loans, payments
 
 
@@ -181,7 +181,12 @@ class Repository:
     # Loans
 
     def add_loan(
-        self, customer_id: int, terms: LoanTerms, status: LoanStatus, request_id: str | None
+        self,
+        customer_id: int,
+        terms: LoanTerms,
+        schedule: list[Installment],
+        status: LoanStatus,
+        request_id: str | None,
     ) -> int:
         now = _now()
         loan_id = self.conn.execute(
@@ -218,7 +223,7 @@ class Repository:
                     "principal_amount": i.principal_amount,
                     "interest_amount": i.interest_amount,
                 }
-                for i in terms.schedule()
+                for i in schedule
             ],
         )
         return loan_id
@@ -328,8 +333,9 @@ class Repository:
         outstanding_after: int,
         status_after: LoanStatus,
         stored_status: LoanStatus,
-    ) -> PaymentRecord:
-        """Inserts the payment, marks its installments paid and moves the loan's balance."""
+    ) -> int:
+        """Inserts the payment, marks its installments paid and moves the loan's
+        balance; returns the payment's id."""
         now = _now()
         payment_id = self.conn.execute(
             _INSERT_PAYMENT,
@@ -370,18 +376,7 @@ class Repository:
         ).rowcount
         if updated != 1:
             raise RuntimeError(f"loan {loan.id} changed under its row lock")
-        return PaymentRecord(
-            id=payment_id,
-            loan_id=loan.id,
-            amount=amount,
-            currency_code=loan.terms.currency_code,
-            payment_date=payment_date,
-            first_week=first_week,
-            last_week=last_week,
-            idempotency_key=idempotency_key,
-            outstanding_after=outstanding_after,
-            status_after=status_after,
-        )
+        return payment_id
 
     def list_payments(
         self, loan_id: int, *, after_id: int | None, limit: int
