@@ -9,6 +9,12 @@ answers each with one JSON line on stdout:
       Calls that complete in the measured window (after the warm-up) count.
       "probe_after": S also follows StreamNotifications after sequence S for
       PAYMENT_RECEIVED and times each accepted payment's event.
+      "sweep": {"as_of": "YYYY-MM-DD", "min_calls": N, "max_s": S} replaces the
+      timed window by a sweeping one: after the warm-up, RunDelinquencySweep at
+      as_of runs back to back (one sweep at a time, on a channel of its own)
+      until at least N calls have completed while sweeping (or S seconds have
+      passed, or the workload ran out); only those calls count, so every counted
+      call overlaps a running sweep. "sweeps" in the answer lists each sweep.
   {"op": "stop"}   ends the running measurement now (it then answers its "run")
   {"op": "exit"}
 
@@ -43,6 +49,7 @@ from microfin.loanbilling.v1 import (
 from bench.stats import percentile, summarize
 
 CALL_TIMEOUT_S = 30.0
+SWEEP_TIMEOUT_S = 3600.0
 INSTALLMENT = 110_000
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 8 * 1024 * 1024)]
 
@@ -215,6 +222,7 @@ class Client:
         warmup = command["warmup_s"]
         duration = command["duration_s"]
         probe_after = command.get("probe_after")
+        sweep = command.get("sweep")
         perf0, wall0 = time.perf_counter(), time.time()
         warm_end = perf0 + warmup
         deadline = warm_end + duration
@@ -229,6 +237,12 @@ class Client:
         probe = Probe(self.target, probe_after) if probe_after is not None else None
         if probe:
             await probe.start()
+        sweeping = Sweeping(self.target, sweep) if sweep else None
+
+        def counted(t1: float) -> bool:
+            if sweeping:
+                return sweeping.active
+            return warm_end <= t1 <= deadline
 
         async def caller() -> None:
             while not self.stop.is_set():
@@ -246,7 +260,7 @@ class Client:
                     code = error.code().name
                     error_samples.setdefault(code, (error.details() or "")[:300])
                 t1 = time.perf_counter()
-                if t1 < warm_end or t1 > deadline:
+                if not counted(t1):
                     continue
                 if code is not None:
                     errors[code] += 1
@@ -263,10 +277,17 @@ class Client:
                 pass
             self.stop.set()
 
+        def measured() -> int:
+            return len(latencies) + sum(errors.values()) + sum(outcomes.values())
+
+        ender = sweeping.run(warmup, self.stop, measured) if sweeping else timer()
         started = time.perf_counter()
-        await asyncio.gather(timer(), *(caller() for _ in range(concurrency)))
-        ended = min(time.perf_counter(), deadline)
-        window = max(ended - warm_end, 1e-9)
+        await asyncio.gather(ender, *(caller() for _ in range(concurrency)))
+        if sweeping:
+            window_from, window_to = sweeping.window or (warm_end, warm_end)
+        else:
+            window_from, window_to = warm_end, min(time.perf_counter(), deadline)
+        window = max(window_to - window_from, 1e-9)
         result = summarize(latencies, window, sum(errors.values()))
         result.update(
             errors_by_code=dict(errors),
@@ -275,9 +296,11 @@ class Client:
             exhausted=exhausted.is_set(),
             client_cpu_s=round(time.process_time() - cpu0, 3),
             elapsed_s=round(time.perf_counter() - started, 3),
-            window_start=wall0 + (warm_end - perf0),
-            window_end=wall0 + (ended - perf0),
+            window_start=wall0 + (window_from - perf0),
+            window_end=wall0 + (window_to - perf0),
         )
+        if sweeping:
+            result["sweeps"] = sweeping.sweeps
         if command.get("raw"):
             result["raw"] = {"end": ends, "latency_ms": latencies}
         if probe:
@@ -289,6 +312,60 @@ class Client:
             result["probe"] = await probe.finish(window_paid)
         self.paid_at = None
         return result
+
+
+class Sweeping:
+    """Delinquency sweeps back to back, so that the measured window is all sweeping.
+
+    `active` is true from the first sweep's request to the last sweep's answer;
+    the next sweep is requested as soon as the previous one answers, so the
+    server is between sweeps for one round trip at most. Sweeps go on until
+    `min_calls` calls completed while active: at every size the phase counts
+    calls by construction (a tiny database's sweep can be over before one
+    payment answers), while a large one's single sweep is already long enough.
+    """
+
+    def __init__(self, target: str, spec: dict) -> None:
+        self.target = target
+        self.request = loan_service_pb2.RunDelinquencySweepRequest(as_of=_date(spec["as_of"]))
+        self.min_calls = spec["min_calls"]
+        self.max_s = spec.get("max_s", SWEEP_TIMEOUT_S)
+        self.active = False
+        self.window: tuple[float, float] | None = None  # perf_counter times
+        self.sweeps: list[dict] = []
+
+    async def run(self, warmup: float, stop: asyncio.Event, measured) -> None:
+        channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+        stub = loan_service_pb2_grpc.LoanServiceStub(channel)
+        try:
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=warmup)
+                return  # the workload ran out during the warm-up
+            except TimeoutError:
+                pass
+            start = time.perf_counter()
+            self.active = True
+            while True:
+                t0 = time.perf_counter()
+                reply = await stub.RunDelinquencySweep(self.request, timeout=SWEEP_TIMEOUT_S)
+                t1 = time.perf_counter()
+                self.sweeps.append(
+                    {
+                        "s": round(t1 - t0, 3),
+                        "loans_checked": reply.loans_checked,
+                        "events_written": reply.events_written,
+                        "newly_delinquent": reply.newly_delinquent,
+                        "batches": reply.batches,
+                    }
+                )
+                if measured() >= self.min_calls or stop.is_set() or t1 - start >= self.max_s:
+                    break
+            self.active = False
+            self.window = (start, t1)
+        finally:
+            self.active = False
+            stop.set()
+            await channel.close()
 
 
 class Probe:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.run import SWEEP_MIN_CALLS
 from tests.support.databases import ADMIN_URL, require_postgres
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
@@ -79,6 +80,13 @@ def test_tiny_bench_prints_the_table_and_writes_the_json(tmp_path):
     assert details["streams_opened"] == results["size"]["streams"]
     assert details["sweep_loans_checked"] == details["bare_update_rows"] > 0
     assert details["events_missing_streams"] == 0
+    # Payments during a sweep: sweeps run back to back until enough payments completed
+    # while one ran, so the count is a property of the phase, not of the machine's speed.
+    during = results["phases"]["make_payment_during_sweep"]
+    assert not during["exhausted"]
+    assert during["calls"] >= SWEEP_MIN_CALLS
+    assert details["sweeps_under_load"] == len(during["sweeps"]) >= 1
+    assert all(sweep["loans_checked"] > 0 for sweep in during["sweeps"])
     probe = results["phases"]["make_payment_probe_streams"]["probe"]
     assert probe["delivered"] == probe["payments"] > 0
     assert results["layout"]["loans"] == results["size"]["total_loans"]
