@@ -31,9 +31,10 @@ proto: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench --json bench-results.json $(BENCH_ARGS)
 
-## lint: ruff, buf lint (STANDARD) and hadolint
+## lint: ruff, the layer contracts (import-linter), buf lint (STANDARD) and hadolint
 lint: $(STAMP)
 	$(BIN)/ruff check loanbilling tests bench
+	$(BIN)/lint-imports
 	bash scripts/buf_lint.sh $(BIN)/python
 	$(BIN)/hadolint Dockerfile
 

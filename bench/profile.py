@@ -76,8 +76,8 @@ def category(thread: str, frames: list[str]) -> str:
             return "worker: services (other)"
         return "worker: executor/threading"
     if kind == "event loop (MainThread)":
-        if _any(frames, "loanbilling/api/convert.py", "google/protobuf"):
-            return "loop: protobuf conversions (api/convert.py)"
+        if _any(frames, "loanbilling/api/convert.py", "loanbilling/contract/", "google/protobuf"):
+            return "loop: protobuf conversions (api/convert.py, contract/)"
         if _any(frames, "status_for", "status_of", "abort_with_status", "grpc_status"):
             return "loop: error mapping"
         if _any(

@@ -16,7 +16,6 @@ from loanbilling import logs
 from loanbilling.clock import BusinessClock
 from loanbilling.config import Settings, add_flags
 from loanbilling.domain.errors import DomainError
-from loanbilling.events.sequencer import assign_all
 from loanbilling.services.sweep import SweepService
 from loanbilling.storage.database import make_engine
 from loanbilling.storage.migrate import (
@@ -26,6 +25,8 @@ from loanbilling.storage.migrate import (
     head_revision,
     upgrade,
 )
+from loanbilling.storage.numbering import number_all
+from loanbilling.storage.unit_of_work import sql_storage
 
 log = logging.getLogger("loanbilling")
 
@@ -116,12 +117,12 @@ def _sweep(settings: Settings, as_of: dt.date | None) -> int:
     engine = make_engine(settings.database_url)
     check_schema(engine)
     sweeps = SweepService(
-        engine,
+        sql_storage(engine),
         BusinessClock(settings.time_zone),
         batch_size=settings.sweep_batch_size,
         reminder_days=settings.reminder_days,
         # Number this run's events as it goes: no server needs to be running.
-        events_written=lambda: assign_all(engine),
+        events_written=lambda: number_all(engine),
     )
     try:
         report = sweeps.run(as_of)

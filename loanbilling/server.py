@@ -36,12 +36,15 @@ from loanbilling.config import Settings
 from loanbilling.events.hub import EventHub
 from loanbilling.events.listener import listen
 from loanbilling.events.relay import AmqpRelay
-from loanbilling.events.sequencer import NOTIFY_CHANNEL, Numbered, run_sequencer
+from loanbilling.events.sequencer import run_sequencer
 from loanbilling.services.analytics import AnalyticsService
 from loanbilling.services.billing import BillingService
 from loanbilling.services.sweep import SweepService
 from loanbilling.storage.database import is_postgresql, make_engine, ping
 from loanbilling.storage.migrate import check_schema
+from loanbilling.storage.numbering import Numbered
+from loanbilling.storage.outbox import Outbox
+from loanbilling.storage.unit_of_work import sql_storage
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +110,17 @@ class App:
 
 
 async def start(
-    settings: Settings, *, engine: Engine | None = None, clock: BusinessClock | None = None
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    clock: BusinessClock | None = None,
+    one_statement: bool | None = None,
 ) -> App:
+    """Composes and starts the server. `one_statement`: how payments and new loans
+    are written (default: in one statement on PostgreSQL, portably elsewhere)."""
     engine = engine or make_engine(settings.database_url, pool_size=settings.db_pool_size)
     check_schema(engine)
+    storage = sql_storage(engine, one_statement=one_statement)
     clock = clock or BusinessClock(settings.time_zone)
     loop = asyncio.get_running_loop()
     executor = ThreadPoolExecutor(max_workers=settings.db_pool_size, thread_name_prefix="db")
@@ -123,9 +133,10 @@ async def start(
 
     # A commit that wrote events wakes the sequencer; numbered events wake the hub
     # and the relay, here and (PostgreSQL NOTIFY) on every replica.
-    hub = EventHub(engine, executor, follower=hub_worker, follower_engine=background)
+    outbox, background_outbox = Outbox(engine), Outbox(background)
+    hub = EventHub(outbox, executor, follower=hub_worker, follower_outbox=background_outbox)
     relay = (
-        AmqpRelay(background, settings.amqp_url, exchange=settings.amqp_exchange)
+        AmqpRelay(background_outbox, settings.amqp_url, exchange=settings.amqp_exchange)
         if settings.amqp_url
         else None
     )
@@ -150,9 +161,9 @@ async def start(
     def events_written() -> None:
         loop.call_soon_threadsafe(sequencer_wake.set)
 
-    billing = BillingService(engine, clock, events_written)
+    billing = BillingService(storage, clock, events_written)
     sweeps = SweepService(
-        engine,
+        storage,
         clock,
         batch_size=settings.sweep_batch_size,
         reminder_days=settings.reminder_days,
@@ -176,7 +187,7 @@ async def start(
     )
     add_tolerant(
         analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server,
-        AnalyticsServicer(AnalyticsService(engine, clock), executor, edge),
+        AnalyticsServicer(AnalyticsService(storage, clock), executor, edge),
         server,
     )
     health_servicer = health.aio.HealthServicer()
@@ -209,13 +220,12 @@ async def start(
         asyncio.create_task(_watch_database(app), name="health"),
         asyncio.create_task(hub.run(), name="hub"),
         asyncio.create_task(
-            run_sequencer(background, sequencer_wake, numbered, origin=origin), name="sequencer"
+            run_sequencer(background_outbox, sequencer_wake, numbered, origin=origin),
+            name="sequencer",
         ),
     ]
-    if is_postgresql(engine):
-        app._tasks.append(
-            asyncio.create_task(listen(engine, NOTIFY_CHANNEL, notified, skip_origin=origin))
-        )
+    if outbox.notifies:
+        app._tasks.append(asyncio.create_task(listen(outbox, notified, skip_origin=origin)))
     if relay is not None:
         app._tasks.append(asyncio.create_task(relay.run(), name="amqp-relay"))
     if settings.sweep_interval_s > 0:

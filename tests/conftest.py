@@ -12,6 +12,7 @@ from microfin.loanbilling.v1 import loan_service_pb2_grpc
 from loanbilling.clock import FixedClock
 from loanbilling.services.billing import BillingService
 from loanbilling.storage.database import make_engine
+from loanbilling.storage.unit_of_work import sql_storage
 from tests.support.databases import PostgresDatabases, require_postgres, sqlite_url
 from tests.support.server import ServerThread
 
@@ -27,7 +28,28 @@ def postgres_databases():
     databases.drop_all()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# PostgreSQL writes payments and new loans in one statement; the portable write
+# path (row lock, a statement per step) runs there too for the tests that write
+# through BillingService or a server: "postgresql-portable".
+PORTABLE_ON_POSTGRESQL = "postgresql-portable"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The portable variant only for tests that write through BillingService or a server."""
+    kept = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if (
+            callspec is not None
+            and callspec.params.get("database_url") == PORTABLE_ON_POSTGRESQL
+            and not {"billing", "server"} & set(item.fixturenames)
+        ):
+            continue
+        kept.append(item)
+    items[:] = kept
+
+
+@pytest.fixture(params=["sqlite", "postgresql", PORTABLE_ON_POSTGRESQL])
 def database_url(request, tmp_path):
     """A migrated, empty database of this test's own, on each backend."""
     if request.param == "sqlite":
@@ -53,13 +75,26 @@ def clock():
 
 
 @pytest.fixture
-def billing(engine, clock):
-    return BillingService(engine, clock)
+def one_statement(request, database_url) -> bool | None:
+    """The write path: None for the database's default, False for the portable one."""
+    callspec = getattr(request.node, "callspec", None)
+    chosen = callspec.params.get("database_url") if callspec else None
+    return False if chosen == PORTABLE_ON_POSTGRESQL else None
 
 
 @pytest.fixture
-def server(engine, clock):
-    running = ServerThread(engine, clock).start()
+def storage(engine, one_statement):
+    return sql_storage(engine, one_statement=one_statement)
+
+
+@pytest.fixture
+def billing(storage, clock):
+    return BillingService(storage, clock)
+
+
+@pytest.fixture
+def server(engine, clock, one_statement):
+    running = ServerThread(engine, clock, one_statement=one_statement).start()
     yield running
     running.stop()
 

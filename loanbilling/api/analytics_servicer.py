@@ -11,8 +11,8 @@ from loanbilling.api import convert
 from loanbilling.api.auth import Role
 from loanbilling.api.blocking import run_blocking
 from loanbilling.api.edge import OPEN, Edge, unary
+from loanbilling.domain.portfolio import StatusFigures
 from loanbilling.services.analytics import AnalyticsService, PortfolioSummary
-from loanbilling.storage.portfolio import StatusFigures
 
 
 class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):

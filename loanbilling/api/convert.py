@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
-from google.type import date_pb2
-from microfin.loanbilling.v1 import events_pb2
 from microfin.loanbilling.v1 import resources_pb2 as pb
 
+from loanbilling.contract.dates import date_from_pb as date_from_pb  # the servicers use it
+from loanbilling.contract.dates import date_to_pb
+from loanbilling.domain.customer import Customer
 from loanbilling.domain.errors import InvalidArgument
-from loanbilling.domain.events import EventKind
-from loanbilling.domain.loan import InstallmentStatus, LoanStatus
-from loanbilling.services.billing import LoanAt, LoanWithSchedule, ScheduleLine
-from loanbilling.storage.event_store import StoredEvent
-from loanbilling.storage.repository import CustomerRecord, PaymentRecord
+from loanbilling.domain.loan import InstallmentStatus, LoanStatus, ScheduleLine
+from loanbilling.domain.payment import Payment
+from loanbilling.services.billing import LoanAt, LoanWithSchedule
 
 LOAN_STATUS_TO_PB = {
     LoanStatus.ACTIVE: pb.LOAN_STATUS_ACTIVE,
@@ -28,25 +25,6 @@ INSTALLMENT_STATUS_TO_PB = {
 }
 
 
-def date_from_pb(message, field_name: str) -> dt.date | None:
-    """The date in `message.field_name`, or None when the field is unset."""
-    if not message.HasField(field_name):
-        return None
-    value: date_pb2.Date = getattr(message, field_name)
-    try:
-        return dt.date(value.year, value.month, value.day)
-    except ValueError:
-        raise InvalidArgument.of(
-            field_name,
-            f"{value.year:04d}-{value.month:02d}-{value.day:02d} is not a calendar date "
-            "(year 1-9999, month 1-12, a day of that month)",
-        ) from None
-
-
-def date_to_pb(value: dt.date) -> date_pb2.Date:
-    return date_pb2.Date(year=value.year, month=value.month, day=value.day)
-
-
 def loan_status_from_pb(value: int) -> LoanStatus | None:
     if value == pb.LOAN_STATUS_UNSPECIFIED:
         return None
@@ -56,7 +34,7 @@ def loan_status_from_pb(value: int) -> LoanStatus | None:
         raise InvalidArgument.of("status", f"{value} is not a LoanStatus value") from None
 
 
-def customer_to_pb(customer: CustomerRecord) -> pb.Customer:
+def customer_to_pb(customer: Customer) -> pb.Customer:
     return pb.Customer(
         id=customer.id, name=customer.name, email=customer.email, phone=customer.phone
     )
@@ -114,7 +92,7 @@ def next_installment_to_pb(view: LoanAt) -> pb.Installment | None:
     )
 
 
-def payment_to_pb(payment: PaymentRecord) -> pb.Payment:
+def payment_to_pb(payment: Payment) -> pb.Payment:
     return pb.Payment(
         id=payment.id,
         loan_id=payment.loan_id,
@@ -125,52 +103,3 @@ def payment_to_pb(payment: PaymentRecord) -> pb.Payment:
         idempotency_key=payment.idempotency_key,
         outstanding_amount_after=payment.outstanding_after,
     )
-
-
-EVENT_KIND_TO_PB = {
-    EventKind.PAYMENT_DUE_SOON: events_pb2.EVENT_KIND_PAYMENT_DUE_SOON,
-    EventKind.INSTALLMENT_MISSED: events_pb2.EVENT_KIND_INSTALLMENT_MISSED,
-    EventKind.LOAN_DELINQUENT: events_pb2.EVENT_KIND_LOAN_DELINQUENT,
-    EventKind.DELINQUENCY_CURED: events_pb2.EVENT_KIND_DELINQUENCY_CURED,
-    EventKind.PAYMENT_RECEIVED: events_pb2.EVENT_KIND_PAYMENT_RECEIVED,
-    EventKind.LOAN_PAID_OFF: events_pb2.EVENT_KIND_LOAN_PAID_OFF,
-    EventKind.LOAN_CREATED: events_pb2.EVENT_KIND_LOAN_CREATED,
-}
-EVENT_KIND_FROM_PB = {v: k for k, v in EVENT_KIND_TO_PB.items()}
-
-
-def event_kinds_from_pb(values) -> frozenset[EventKind] | None:
-    """The kinds asked for; None when none was named (unspecified ones are ignored)."""
-    kinds = set()
-    for value in values:
-        if value == events_pb2.EVENT_KIND_UNSPECIFIED:
-            continue
-        if value not in EVENT_KIND_FROM_PB:
-            raise InvalidArgument.of("kinds", f"{value} is not an EventKind value")
-        kinds.add(EVENT_KIND_FROM_PB[value])
-    return frozenset(kinds) or None
-
-
-def event_to_pb(event: StoredEvent) -> events_pb2.Event:
-    message = events_pb2.Event(
-        sequence=event.sequence,
-        kind=EVENT_KIND_TO_PB[event.kind],
-        loan_id=event.loan_id,
-        customer_id=event.customer_id,
-        business_date=date_to_pb(event.business_date),
-        week_number=event.week_number,
-        amount=event.amount,
-        missed_installments=event.missed_installments,
-        overdue_amount=event.overdue_amount,
-        days_past_due=event.days_past_due,
-        outstanding_amount=event.outstanding_amount,
-        currency_code=event.currency_code,
-        payment_id=event.payment_id or 0,
-    )
-    created = event.created_at
-    if created.tzinfo is None:  # SQLite returns naive datetimes; they were written in UTC
-        created = created.replace(tzinfo=dt.UTC)
-    message.create_time.FromDatetime(created)
-    if event.due_date is not None:
-        message.due_date.CopyFrom(date_to_pb(event.due_date))
-    return message

@@ -11,11 +11,9 @@ import logging
 import uuid
 
 import grpc
-import psycopg2
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
-from sqlalchemy import exc as sa_exc
 
 from loanbilling.domain.errors import (
     AlreadyExists,
@@ -25,10 +23,14 @@ from loanbilling.domain.errors import (
     NotFound,
     OutOfRange,
     PaymentAmountRefused,
+    StorageUnavailable,
 )
 
 log = logging.getLogger(__name__)
 ERROR_DOMAIN = "loanbilling.microfin.v1"
+# Accepted amounts a refusal names: a loan far behind has hundreds, and a gRPC
+# client takes at most 16 KB of metadata.
+SHOWN_AMOUNTS = 10
 
 
 def _pack(*details) -> list[any_pb2.Any]:
@@ -43,24 +45,26 @@ def _pack(*details) -> list[any_pb2.Any]:
 def status_for(error: DomainError) -> grpc.Status:
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)
     details: list = [info]
+    message = error.message
     if isinstance(error, InvalidArgument):
         code = code_pb2.INVALID_ARGUMENT
-        details.append(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(
-                        field=v.field, description=v.description
-                    )
-                    for v in error.violations
-                ]
-            )
-        )
+        violations = [(v.field, v.description) for v in error.violations]
         if isinstance(error, PaymentAmountRefused):
+            violations = [("amount", error.describe(SHOWN_AMOUNTS))]
+            message = f"amount: {violations[0][1]}"
             accepted = error.accepted_amounts
-            info.metadata["accepted_amounts"] = ",".join(map(str, accepted[: error.SHOWN]))
+            info.metadata["accepted_amounts"] = ",".join(map(str, accepted[:SHOWN_AMOUNTS]))
             info.metadata["accepted_amounts_count"] = str(len(accepted))
             if accepted:
                 info.metadata["max_accepted_amount"] = str(accepted[-1])
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                    for f, d in violations
+                ]
+            )
+        )
     elif isinstance(error, NotFound):
         code = code_pb2.NOT_FOUND
         details.append(
@@ -88,7 +92,7 @@ def status_for(error: DomainError) -> grpc.Status:
     else:
         code = code_pb2.FAILED_PRECONDITION
     return rpc_status.to_status(
-        status_pb2.Status(code=code, message=error.message, details=_pack(*details))
+        status_pb2.Status(code=code, message=message, details=_pack(*details))
     )
 
 
@@ -117,19 +121,6 @@ def _internal(method: str, error: Exception) -> grpc.Status:
     )
 
 
-def _is_unavailable(error: Exception) -> bool:
-    if isinstance(error, sa_exc.TimeoutError):  # no pooled connection in time
-        return True
-    if isinstance(error, sa_exc.DBAPIError):
-        # OperationalError: refused, dropped or timed-out connections; InterfaceError:
-        # a connection the server closed under us.
-        return error.connection_invalidated or isinstance(
-            error, sa_exc.OperationalError | sa_exc.InterfaceError
-        )
-    # The same from the driver itself, where SQLAlchemy did not wrap it (pool upkeep).
-    return isinstance(error, psycopg2.OperationalError | psycopg2.InterfaceError)
-
-
 def status_of(method: str, error: Exception) -> grpc.Status:
     if isinstance(error, DomainError):
         return status_for(error)
@@ -141,6 +132,6 @@ def status_of(method: str, error: Exception) -> grpc.Status:
                 "retry it (with the same idempotency key for a payment)",
             )
         )
-    if _is_unavailable(error):
+    if isinstance(error, StorageUnavailable):
         return _unavailable(error)
     return _internal(method, error)

@@ -7,13 +7,12 @@ from grpc_status import rpc_status
 from microfin.loanbilling.v1 import notification_service_pb2 as api
 from microfin.loanbilling.v1 import notification_service_pb2_grpc
 
-from loanbilling.api import convert
 from loanbilling.api.auth import Role
 from loanbilling.api.edge import OPEN, Edge, streaming
+from loanbilling.contract.events import event_kinds_from_pb, event_to_pb
 from loanbilling.domain.errors import Refusals
-from loanbilling.domain.events import DELINQUENCY_KINDS
+from loanbilling.domain.events import DELINQUENCY_KINDS, EventFilter
 from loanbilling.events.hub import EventHub, Heartbeat, HubClosed
-from loanbilling.storage.event_store import EventFilter
 
 
 class NotificationServicer(notification_service_pb2_grpc.NotificationServiceServicer):
@@ -30,7 +29,7 @@ class NotificationServicer(notification_service_pb2_grpc.NotificationServiceServ
                 refusals.add(name, "must be 0 or more")
         refusals.raise_if_any()
         only = EventFilter(
-            kinds=convert.event_kinds_from_pb(request.kinds) or DELINQUENCY_KINDS,
+            kinds=event_kinds_from_pb(request.kinds) or DELINQUENCY_KINDS,
             loan_id=request.loan_id or None,
             customer_id=request.customer_id or None,
         )
@@ -41,7 +40,7 @@ class NotificationServicer(notification_service_pb2_grpc.NotificationServiceServ
                         heartbeat=api.Heartbeat(sequence=item.sequence)
                     )
                 else:
-                    yield api.StreamNotificationsResponse(event=convert.event_to_pb(item))
+                    yield api.StreamNotificationsResponse(event=event_to_pb(item))
         except HubClosed:
             await context.abort_with_status(
                 rpc_status.to_status(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from loanbilling.domain.errors import Refusals
+from loanbilling.domain.errors import AlreadyExists, Refusals
 
 MAX_NAME = 200
 MAX_EMAIL = 254
@@ -45,3 +45,25 @@ class CustomerDetails:
             )
         refusals.raise_if_any()
         return cls(name=name, email=email, phone=phone)
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    id: int
+    name: str
+    email: str
+    phone: str
+    request_id: str | None = None
+
+    @property
+    def details(self) -> CustomerDetails:
+        return CustomerDetails(self.name, self.email, self.phone)
+
+    def check_retry(self, details: CustomerDetails) -> None:
+        """A CreateCustomer retry must ask for the same customer as the request
+        that used its request_id first."""
+        if details != self.details:
+            raise AlreadyExists(
+                f"request_id {self.request_id!r} already created customer {self.id} "
+                "with other details; use a new request_id for a new customer"
+            )

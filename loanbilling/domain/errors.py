@@ -39,32 +39,30 @@ class InvalidArgument(DomainError):
 
 
 class PaymentAmountRefused(InvalidArgument):
-    """The amount is not one of the amounts payable now; lists the ones that are.
-
-    A loan far behind can have hundreds of accepted amounts: the message names
-    the first few and how many there are, so that it stays well within the 16 KB
-    of metadata a gRPC client accepts.
-    """
+    """The amount is not one of the amounts payable now; lists the ones that are."""
 
     reason = "PAYMENT_AMOUNT_NOT_ACCEPTED"
-    SHOWN = 10
 
     def __init__(self, amount: int, accepted_amounts: list[int], currency_code: str) -> None:
-        shown = ", ".join(f"{a:,}" for a in accepted_amounts[: self.SHOWN])
-        if len(accepted_amounts) > self.SHOWN:
-            shown += (
-                f", ... ({len(accepted_amounts)} amounts in all: the oldest 1 to "
-                f"{len(accepted_amounts)} unpaid installments, up to {accepted_amounts[-1]:,})"
-            )
-        super().__init__(
-            [
-                FieldViolation(
-                    "amount",
-                    f"{amount:,} {currency_code} is not payable now; accepted amounts: {shown}",
-                )
-            ]
-        )
+        self.amount = amount
         self.accepted_amounts = accepted_amounts
+        self.currency_code = currency_code
+        super().__init__([FieldViolation("amount", self.describe())])
+
+    def describe(self, shown: int | None = None) -> str:
+        """The refusal, naming the first `shown` accepted amounts (all by default)
+        and, when some are left out, how many there are and the largest."""
+        accepted = self.accepted_amounts
+        listed = ", ".join(f"{a:,}" for a in accepted[:shown])
+        if shown is not None and len(accepted) > shown:
+            listed += (
+                f", ... ({len(accepted)} amounts in all: the oldest 1 to "
+                f"{len(accepted)} unpaid installments, up to {accepted[-1]:,})"
+            )
+        return (
+            f"{self.amount:,} {self.currency_code} is not payable now; "
+            f"accepted amounts: {listed}"
+        )
 
 
 class NotFound(DomainError):
@@ -92,6 +90,20 @@ class AlreadyExists(DomainError):
     """An idempotency key reused for a different request (ALREADY_EXISTS)."""
 
     reason = "IDEMPOTENCY_KEY_REUSED"
+
+
+class StorageError(Exception):
+    """A failure of the storage underneath, in the project's own terms: storage
+    translates driver errors into these, so no layer above it names a driver."""
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be reached or did not answer in time; the caller may retry."""
+
+
+class DuplicateKey(StorageError):
+    """A unique request key was taken by a concurrent request between our read and
+    our write: the caller replays that request's outcome."""
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,32 @@ class NewEvent:
     payment_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event(NewEvent):
+    """An event as the outbox holds it once numbered: what every reader (streams,
+    the broker relay) sees. Sequences have no gaps and follow commit order."""
+
+    sequence: int
+    created_at: dt.datetime  # when it was written, timezone-aware
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which events a subscriber gets: any of `kinds`, narrowed to one loan and
+    one customer when those are named."""
+
+    kinds: frozenset[EventKind]
+    loan_id: int | None = None
+    customer_id: int | None = None
+
+    def matches(self, event: NewEvent) -> bool:
+        return (
+            event.kind in self.kinds
+            and (self.loan_id is None or event.loan_id == self.loan_id)
+            and (self.customer_id is None or event.customer_id == self.customer_id)
+        )
+
+
 def _event(
     kind: EventKind,
     loan_id: int,
@@ -74,6 +100,22 @@ def _event(
         outstanding_amount=position.outstanding_amount,
         currency_code=position.terms.currency_code,
         payment_id=payment_id,
+    )
+
+
+def installment_event(
+    kind: EventKind, loan_id: int, customer_id: int, position: Position, week_number: int
+) -> NewEvent:
+    """An event about one installment (missed, due soon): its amount and due date."""
+    installment = position.terms.installment(week_number)
+    return _event(
+        kind,
+        loan_id,
+        customer_id,
+        position,
+        week_number=week_number,
+        amount=installment.amount,
+        due_date=installment.due_date,
     )
 
 

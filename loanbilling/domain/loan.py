@@ -1,4 +1,4 @@
-"""Loan terms, the repayment schedule, and a loan's position at a date.
+"""Loan terms, the repayment schedule, the loan aggregate and its position at a date.
 
 A loan's whole repayment state is one number, `paid_count`: payments always
 settle the oldest unpaid installments first, so the paid installments are
@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from loanbilling.domain.errors import Refusals
+from loanbilling.domain.errors import AlreadyExists, Refusals
 
 INT64_MAX = 2**63 - 1
 BPS_DENOMINATOR = 10_000
@@ -34,6 +34,12 @@ class InstallmentStatus(enum.Enum):
     UNPAID = "UNPAID"
     OVERDUE = "OVERDUE"
     PAID = "PAID"
+
+
+def check_currency_code(refusals: Refusals, code: str, field_name: str = "currency_code") -> None:
+    """A currency is an ISO 4217 code: three capital letters."""
+    if not CURRENCY_CODE.fullmatch(code):
+        refusals.add(field_name, f"{code!r} is not an ISO 4217 code of three capital letters")
 
 
 def round_half_up_div(numerator: int, denominator: int) -> int:
@@ -86,8 +92,7 @@ class LoanTerms:
                 "interest_rate_bps",
                 f"must be between 0 and {MAX_RATE_BPS} basis points (1000 = 10.00 %)",
             )
-        if not CURRENCY_CODE.fullmatch(currency_code):
-            refusals.add("currency_code", "must be an ISO 4217 code of three capital letters")
+        check_currency_code(refusals, currency_code)
         if delinquency_threshold < 1:
             refusals.add("delinquency_threshold", "must be 1 or more")
         if weeks_ok and start_date > dt.date.max - dt.timedelta(days=DAYS_PER_WEEK * weeks):
@@ -233,3 +238,98 @@ class Position:
         if self.terms.due_date(week_number) < self.as_of:
             return InstallmentStatus.OVERDUE
         return InstallmentStatus.UNPAID
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleEntry:
+    """An installment of a stored schedule, with the date a payment settled it."""
+
+    installment: Installment
+    paid_date: dt.date | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleLine:
+    """An installment as it stood at a date: paid, overdue or not yet due."""
+
+    installment: Installment
+    status: InstallmentStatus
+    paid_date: dt.date | None
+
+
+def stored_status(terms: LoanTerms, paid_count: int, business_date: dt.date) -> LoanStatus:
+    """The status a loan row keeps: the status at the business date, which payments
+    and the sweep keep current (a payment dated in the past still stores today's)."""
+    return Position(terms, paid_count, business_date).status
+
+
+@dataclass(frozen=True, slots=True)
+class Loan:
+    """The loan aggregate: its terms, its repayment state and its stored status."""
+
+    id: int
+    customer_id: int
+    terms: LoanTerms
+    paid_count: int
+    last_payment_date: dt.date | None
+    status: LoanStatus
+    request_id: str | None = None
+
+    @classmethod
+    def new(
+        cls, loan_id: int, customer_id: int, terms: LoanTerms, today: dt.date,
+        request_id: str | None,
+    ) -> Loan:
+        return cls(
+            id=loan_id,
+            customer_id=customer_id,
+            terms=terms,
+            paid_count=0,
+            last_payment_date=None,
+            status=stored_status(terms, 0, today),
+            request_id=request_id,
+        )
+
+    @property
+    def outstanding_amount(self) -> int:
+        return self.terms.total_amount - self.terms.amount_through(self.paid_count)
+
+    def knows_paid_count_at(self, as_of: dt.date) -> bool:
+        """Whether `paid_count` is the count at the end of `as_of`: true unless
+        `as_of` is before the latest payment, which a read then looks up in the
+        payments dated on or before it (the last week the latest of them settled)."""
+        return self.last_payment_date is None or as_of >= self.last_payment_date
+
+    def position(self, as_of: dt.date, paid_count_then: int | None = None) -> Position:
+        """The loan at the end of `as_of`; `paid_count_then` is required (and
+        used) only where `knows_paid_count_at(as_of)` is false."""
+        if self.knows_paid_count_at(as_of):
+            return Position(self.terms, self.paid_count, as_of)
+        if paid_count_then is None:
+            raise ValueError(f"loan {self.id}: the paid count at {as_of} must be looked up")
+        return Position(self.terms, paid_count_then, as_of)
+
+    def check_retry(self, customer_id: int, terms: LoanTerms, *, start_date_given: bool) -> None:
+        """A CreateLoan retry must ask for this loan: the same customer and terms
+        (a retry that left the start date to the server may come on another day)."""
+        asked = terms if start_date_given else replace(terms, start_date=self.terms.start_date)
+        if customer_id != self.customer_id or asked != self.terms:
+            raise AlreadyExists(
+                f"request_id {self.request_id!r} already created loan {self.id} with other "
+                "terms; use a new request_id for a new loan"
+            )
+
+
+def schedule_at(position: Position, entries: list[ScheduleEntry]) -> list[ScheduleLine]:
+    """A stored schedule as it stood at the position's date: a read of the past
+    does not show payments made after it."""
+    return [
+        ScheduleLine(
+            installment=entry.installment,
+            status=position.installment_status(entry.installment.week_number),
+            paid_date=(
+                entry.paid_date if entry.installment.week_number <= position.paid_count else None
+            ),
+        )
+        for entry in entries
+    ]

@@ -3,10 +3,52 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
-from loanbilling.domain.errors import FailedPrecondition, InvalidArgument, PaymentAmountRefused
-from loanbilling.domain.loan import LoanStatus, LoanTerms, Position
+from loanbilling.domain.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    PaymentAmountRefused,
+)
+from loanbilling.domain.events import NewEvent, payment_events
+from loanbilling.domain.loan import Loan, LoanStatus, LoanTerms, Position, stored_status
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """A recorded payment, with the outcome it was first answered with, so that
+    a retry with its idempotency key replays that answer exactly."""
+
+    id: int
+    loan_id: int
+    amount: int
+    currency_code: str
+    payment_date: dt.date
+    first_week: int
+    last_week: int
+    idempotency_key: str
+    outstanding_after: int
+    status_after: LoanStatus
+
+    @property
+    def settled_week_numbers(self) -> list[int]:
+        return list(range(self.first_week, self.last_week + 1))
+
+    def check_retry(self, loan_id: int, amount: int, payment_date: dt.date | None) -> None:
+        """A retry with this payment's key must ask for the same payment (a retry
+        that left the date to the server may come on another day)."""
+        if (
+            loan_id != self.loan_id
+            or amount != self.amount
+            or (payment_date is not None and payment_date != self.payment_date)
+        ):
+            raise AlreadyExists(
+                f"idempotency_key {self.idempotency_key!r} was used for payment {self.id} "
+                f"(loan {self.loan_id}, amount {self.amount:,}, "
+                f"date {self.payment_date}); a new payment needs a new key"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,3 +162,61 @@ def settle_payment(
     raise PaymentAmountRefused(
         amount, accepted_amounts(terms, paid_count, payment_date), terms.currency_code
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentDecision:
+    """What an accepted payment writes: the payment, the loan after it, its events."""
+
+    payment: Payment
+    after: Loan
+    events: list[NewEvent]
+
+
+def decide_payment(
+    loan: Loan,
+    *,
+    amount: int,
+    payment_date: dt.date | None,
+    idempotency_key: str,
+    today: dt.date,
+    new_payment_id: Callable[[], int],
+) -> PaymentDecision:
+    """A payment of `amount` on `loan` (dated `payment_date`, default today); raises
+    the refusal when the rules refuse it. Once accepted, the payment takes the id
+    `new_payment_id()` gives (a refused one draws none), which its events name."""
+    paid_on = payment_date or today
+    check_payment_date(
+        loan.terms, paid_on, business_date=today, last_payment_date=loan.last_payment_date
+    )
+    settled = settle_payment(loan.terms, loan.paid_count, amount, paid_on)
+    payment_id = new_payment_id()
+    after = replace(
+        loan,
+        paid_count=settled.last_week,
+        last_payment_date=paid_on,
+        status=stored_status(loan.terms, settled.last_week, today),
+    )
+    payment = Payment(
+        id=payment_id,
+        loan_id=loan.id,
+        amount=amount,
+        currency_code=loan.terms.currency_code,
+        payment_date=paid_on,
+        first_week=settled.first_week,
+        last_week=settled.last_week,
+        idempotency_key=idempotency_key,
+        outstanding_after=settled.outstanding_after,
+        status_after=settled.status_after,
+    )
+    new_events = payment_events(
+        loan.id,
+        loan.customer_id,
+        payment_id=payment_id,
+        amount=amount,
+        last_week=settled.last_week,
+        at_payment=settled.after,
+        at_today=Position(loan.terms, settled.last_week, today),
+        stored_before=loan.status,
+    )
+    return PaymentDecision(payment, after, new_events)

@@ -8,7 +8,7 @@ slow client) reads its own pages from the database. Either way a stream holds
 only its cursor: a slow subscriber costs no memory and holds back no one.
 
 The hub follows the outbox on a thread and a connection of its own (`follower`,
-`follower_engine`): new events then reach the streams without queueing behind
+`follower_outbox`): new events then reach the streams without queueing behind
 the requests waiting for the RPC workers. A stream's own reads (a replay) are
 request work and run on the RPC workers.
 """
@@ -24,11 +24,9 @@ from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
-
 from loanbilling.domain.errors import OutOfRange
-from loanbilling.storage.database import in_transaction
-from loanbilling.storage.event_store import EventFilter, StoredEvent, events_after, last_sequence
+from loanbilling.domain.events import Event, EventFilter
+from loanbilling.storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
 PAGE = 500
@@ -64,20 +62,20 @@ class HubClosed(Exception):
 class EventHub:
     def __init__(
         self,
-        engine: Engine,
+        outbox: Outbox,
         executor: Executor,
         *,
         follower: Executor | None = None,
-        follower_engine: Engine | None = None,
+        follower_outbox: Outbox | None = None,
         ring_size: int = 4096,
         fallback_poll_s: float = 1.0,
     ) -> None:
-        self.engine = engine
+        self.outbox = outbox
         self.executor = executor
         self.follower = follower or executor
-        self.follower_engine = follower_engine or engine
+        self.follower_outbox = follower_outbox or outbox
         self.fallback_poll_s = fallback_poll_s
-        self.ring: deque[StoredEvent] = deque(maxlen=ring_size)
+        self.ring: deque[Event] = deque(maxlen=ring_size)
         self.last = 0  # the highest sequence the hub has loaded
         self._wake = asyncio.Event()
         # The newest sequence a wake announced (inf: unknown) since the hub last
@@ -103,7 +101,7 @@ class EventHub:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._want, math.inf if up_to is None else up_to)
 
-    def offer(self, fresh: list[StoredEvent]) -> None:
+    def offer(self, fresh: list[Event]) -> None:
         """On the loop: events the local sequencer numbered and committed, oldest
         first. They are announced at once, without a read, when they follow on
         from what the hub holds; otherwise (another replica numbered events in
@@ -119,14 +117,14 @@ class EventHub:
         self._wanted = max(self._wanted, up_to)
         self._wake.set()
 
-    async def _read(self, fn, *args, **kwargs):
-        """A stream's read: request work, on the RPC workers."""
-        work = functools.partial(in_transaction, self.engine, fn, *args, **kwargs)
+    async def _read(self, read, *args, **kwargs):
+        """A stream's read (`read`: an Outbox method): request work, on the RPC workers."""
+        work = functools.partial(read, self.outbox, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self.executor, work)
 
-    async def _follow(self, fn, *args, **kwargs):
+    async def _follow(self, read, *args, **kwargs):
         """The hub's own read, on its own thread and connection."""
-        work = functools.partial(in_transaction, self.follower_engine, fn, *args, **kwargs)
+        work = functools.partial(read, self.follower_outbox, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self.follower, work)
 
     async def run(self) -> None:
@@ -134,7 +132,7 @@ class EventHub:
         # Start at the head: history before it is served from the database.
         while True:
             try:
-                self.last = await self._follow(last_sequence)
+                self.last = await self._follow(Outbox.last_sequence)
                 break
             except Exception as error:  # noqa: BLE001 - the database may be away; retry
                 log.warning("event hub cannot read the outbox: %s", error)
@@ -173,7 +171,7 @@ class EventHub:
             if not filed:
                 del self._filed[parked.key]
 
-    def _announce(self, fresh: list[StoredEvent] = ()) -> None:
+    def _announce(self, fresh: list[Event] = ()) -> None:
         """Wakes the parked streams that `fresh` has something for, found through
         the loan and customer of each event: with a thousand streams open, a
         payment costs the few that asked for it, not a look at every stream.
@@ -204,7 +202,7 @@ class EventHub:
 
     async def _catch_up(self) -> None:
         while True:
-            page = await self._follow(events_after, self.last, limit=PAGE)
+            page = await self._follow(Outbox.events_after, self.last, limit=PAGE)
             # Events handed over (`offer`) while the read ran are held already.
             fresh = [event for event in page if event.sequence > self.last]
             if fresh:
@@ -216,7 +214,7 @@ class EventHub:
 
     # Serving streams
 
-    def _from_ring(self, cursor: int) -> list[StoredEvent] | None:
+    def _from_ring(self, cursor: int) -> list[Event] | None:
         """Events after `cursor` from memory, or None when the ring no longer holds them."""
         if not self.ring or self.ring[0].sequence > cursor + 1:
             return None
@@ -225,11 +223,11 @@ class EventHub:
 
     async def subscribe(
         self, after_sequence: int, only: EventFilter, heartbeat_s: float
-    ) -> AsyncIterator[StoredEvent | Heartbeat]:
+    ) -> AsyncIterator[Event | Heartbeat]:
         """Matching events after `after_sequence` in order, then live ones; a
         Heartbeat whenever none came for `heartbeat_s` seconds."""
         if after_sequence > self.last:
-            newest = await self._read(last_sequence)
+            newest = await self._read(Outbox.last_sequence)
             if after_sequence > newest:
                 # A cursor from another database (or one restored from an older
                 # backup): following it would silently skip real events.
@@ -248,7 +246,7 @@ class EventHub:
                     batch = self._from_ring(cursor)
                     if batch is None:
                         batch = await self._read(
-                            events_after, cursor, limit=PAGE, up_to=head, only=only
+                            Outbox.events_after, cursor, limit=PAGE, up_to=head, only=only
                         )
                         # Fewer than a page: nothing else matches up to head.
                         cursor = head if len(batch) < PAGE else batch[-1].sequence

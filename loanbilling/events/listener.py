@@ -1,7 +1,8 @@
-"""PostgreSQL LISTEN on a dedicated connection, read without blocking the event loop.
+"""Follows PostgreSQL NOTIFY without blocking the event loop.
 
 NOTIFY only wakes the hub; the outbox table stays the truth, and the hub's
-fallback tick covers the time the listener is reconnecting.
+fallback tick covers the time the listener is reconnecting. The connection
+and the payload are storage's (loanbilling.storage.notifications).
 """
 
 from __future__ import annotations
@@ -10,49 +11,36 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-import psycopg2
-import psycopg2.extensions
-from sqlalchemy import Engine
+from loanbilling.domain.errors import StorageError
+from loanbilling.storage.notifications import ListenConnection, Notice
+from loanbilling.storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
-DEDICATED_CONNECT_ARGS = {
-    "connect_timeout": 3,
-    "application_name": "loanbilling-listen",
-    "keepalives": 1,
-    "keepalives_idle": 5,
-    "keepalives_interval": 2,
-    "keepalives_count": 3,
-}
 
 
 async def listen(
-    engine: Engine,
-    channel: str,
+    outbox: Outbox,
     on_notify: Callable[[int | None], None],
     *,
     skip_origin: str | None = None,
 ) -> None:
-    """Calls `on_notify` for the NOTIFYs on `channel` (several at once: once) with
-    the greatest sequence among their payloads ("<sequence> <origin>"; None when
-    one has none), and once with None after every (re)connection. NOTIFYs whose
-    origin is `skip_origin` are dropped. Reconnects with backoff."""
+    """Calls `on_notify` for the numberings announced (several at once: once) with
+    the newest sequence among them (None when one is unknown), and once with None
+    after every (re)connection. Numberings whose origin is `skip_origin` are
+    dropped. Reconnects with backoff."""
     loop = asyncio.get_running_loop()
-    args, kwargs = engine.dialect.create_connect_args(engine.url)
     backoff = 0.5
     while True:
         try:
-            # Timeouts and keepalives, so that a half-open connection is noticed.
-            conn = await loop.run_in_executor(
-                None, lambda: psycopg2.connect(*args, **{**DEDICATED_CONNECT_ARGS, **kwargs})
-            )
-        except psycopg2.Error as error:
-            log.warning("LISTEN %s: %s; reconnecting in %.1fs", channel, error, backoff)
+            conn = await loop.run_in_executor(None, outbox.listen)
+        except StorageError as error:
+            log.warning("%s; reconnecting in %.1fs", error, backoff)
         else:
             backoff = 0.5
             try:
-                await _listen_on(conn, channel, on_notify, skip_origin)
-            except psycopg2.Error as error:
-                log.warning("LISTEN %s: %s; reconnecting in %.1fs", channel, error, backoff)
+                await _listen_on(conn, on_notify, skip_origin)
+            except StorageError as error:
+                log.warning("%s; reconnecting in %.1fs", error, backoff)
             finally:
                 conn.close()
         await asyncio.sleep(backoff)
@@ -60,28 +48,22 @@ async def listen(
 
 
 async def _listen_on(
-    conn, channel: str, on_notify: Callable[[int | None], None], skip_origin: str | None
+    conn: ListenConnection, on_notify: Callable[[int | None], None], skip_origin: str | None
 ) -> None:
-    """Listens on one connection until it fails (raising the driver's error)."""
+    """Listens on one connection until it fails (raising StorageUnavailable)."""
     loop = asyncio.get_running_loop()
     lost: asyncio.Future = loop.create_future()
-    conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
-    with conn.cursor() as cursor:
-        cursor.execute(f"LISTEN {channel}")
 
     def readable() -> None:
         try:
-            conn.poll()
-        except psycopg2.Error as error:
+            notices = conn.receive()
+        except StorageError as error:
             if not lost.done():
                 lost.set_exception(error)
             return
-        if conn.notifies:
-            payloads = [n.payload for n in conn.notifies]
-            conn.notifies.clear()
-            others = [p for p in payloads if skip_origin is None or _origin(p) != skip_origin]
-            if others:
-                on_notify(_greatest(others))
+        others = [n for n in notices if skip_origin is None or n.origin != skip_origin]
+        if others:
+            on_notify(_newest(others))
 
     fd = conn.fileno()
     loop.add_reader(fd, readable)
@@ -92,14 +74,8 @@ async def _listen_on(
         loop.remove_reader(fd)
 
 
-def _greatest(payloads: list[str]) -> int | None:
-    """The greatest sequence among the payloads; None if one has none (unknown)."""
-    try:
-        return max(int(payload.split(" ", 1)[0]) for payload in payloads)
-    except ValueError:
+def _newest(notices: list[Notice]) -> int | None:
+    """The greatest sequence announced; None if one is unknown (the hub reads)."""
+    if any(n.sequence is None for n in notices):
         return None
-
-
-def _origin(payload: str) -> str | None:
-    _, _, origin = payload.partition(" ")
-    return origin or None
+    return max(n.sequence for n in notices)

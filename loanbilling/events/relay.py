@@ -9,11 +9,10 @@ again, and what it had not confirmed is sent again. Duplicates can therefore
 appear around a failure, never in normal running; consumers deduplicate on
 `message_id`, which is the event's sequence.
 
-One relay publishes at a time. On PostgreSQL, leadership is a session advisory
-lock held on a connection of the relay's own; the other replicas try to take
-it every `leader_poll_s`, and a leader that loses the connection (so the lock)
-stops before its next page. On SQLite a single process serves the database,
-and it relays.
+One relay publishes at a time (loanbilling.storage.leader_lock: on PostgreSQL
+a session advisory lock on a connection of the relay's own; on SQLite the one
+process leads). The other replicas try to take it every `leader_poll_s`, and a
+leader that loses the connection (so the lock) stops before its next page.
 
 Messages: exchange `loanbilling.events` (durable, topic), routing key
 `loanbilling.v1.event.<kind>` (e.g. `loanbilling.v1.event.payment_received`),
@@ -23,9 +22,7 @@ persistent, body the protobuf `microfin.loanbilling.v1.Event`.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
-import hashlib
 import logging
 import random
 from collections.abc import Callable
@@ -33,17 +30,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import aio_pika
-import psycopg2
 from aio_pika.abc import AbstractConnection, AbstractExchange
-from sqlalchemy import Connection, Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 from yarl import URL
 
-from loanbilling.api.convert import event_to_pb
-from loanbilling.domain.events import EventKind
-from loanbilling.storage.database import in_transaction, is_postgresql
-from loanbilling.storage.event_store import StoredEvent, events_after
-from loanbilling.storage.tables import consumer_cursors
+from loanbilling.contract.events import event_to_pb
+from loanbilling.domain.events import Event, EventKind
+from loanbilling.storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,34 +47,19 @@ CONTENT_TYPE = "application/x-protobuf"
 MESSAGE_TYPE = "microfin.loanbilling.v1.Event"
 APPLICATION_NAME = "loanbilling-amqp-relay"
 
-# The leader's own PostgreSQL connection: fail fast, and notice a dead server
-# (hence a lost lock) within seconds rather than at TCP's leisure.
-LOCK_CONNECT_ARGS = {
-    "connect_timeout": 3,
-    "application_name": APPLICATION_NAME,
-    "keepalives": 1,
-    "keepalives_idle": 5,
-    "keepalives_interval": 2,
-    "keepalives_count": 3,
-    "tcp_user_timeout": 10_000,
-}
-
 
 def routing_key(kind: EventKind) -> str:
     return ROUTING_KEY_PREFIX + kind.value.lower()
 
 
-def to_message(event: StoredEvent) -> aio_pika.Message:
-    created = event.created_at
-    if created.tzinfo is None:  # SQLite returns naive datetimes; they were written in UTC
-        created = created.replace(tzinfo=dt.UTC)
+def to_message(event: Event) -> aio_pika.Message:
     return aio_pika.Message(
         event_to_pb(event).SerializeToString(),
         content_type=CONTENT_TYPE,
         type=MESSAGE_TYPE,
         message_id=str(event.sequence),
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        timestamp=created,
+        timestamp=event.created_at,
         app_id="loanbilling",
         headers={
             "sequence": event.sequence,
@@ -92,105 +69,10 @@ def to_message(event: StoredEvent) -> aio_pika.Message:
     )
 
 
-# The cursor
-
-
-def read_cursor(conn: Connection, name: str) -> int:
-    """The last sequence the broker confirmed; 0 when the consumer never ran."""
-    value = conn.execute(
-        select(consumer_cursors.c.last_sequence).where(consumer_cursors.c.name == name)
-    ).scalar_one_or_none()
-    return value or 0
-
-
-def advance_cursor(conn: Connection, name: str, sequence: int) -> None:
-    """Inserts or moves the cursor forward; never back (a deposed leader may write late)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(consumer_cursors).values(
-        name=name, last_sequence=sequence, updated_at=dt.datetime.now(dt.UTC)
-    )
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[consumer_cursors.c.name],
-            set_={
-                "last_sequence": statement.excluded.last_sequence,
-                "updated_at": statement.excluded.updated_at,
-            },
-            where=consumer_cursors.c.last_sequence < statement.excluded.last_sequence,
-        )
-    )
-
-
-# Leadership
-
-
-class _Alone:
-    """SQLite: one process serves the database, so it leads."""
-
-    def try_acquire(self) -> bool:
-        return True
-
-    def check(self) -> None:
-        pass
-
-    def release(self) -> None:
-        pass
-
-
-class _AdvisoryLock:
-    """A PostgreSQL session advisory lock on a dedicated autocommit connection.
-
-    Blocking: called on the relay's worker thread. The lock lasts as long as the
-    session, so checking that the connection still answers checks the lock."""
-
-    def __init__(self, engine: Engine, key: int) -> None:
-        args, kwargs = engine.dialect.create_connect_args(engine.url)
-        self._connect = lambda: psycopg2.connect(*args, **{**LOCK_CONNECT_ARGS, **kwargs})
-        self.key = key
-        self._conn = None
-
-    def try_acquire(self) -> bool:
-        try:
-            if self._conn is None:
-                self._conn = self._connect()
-                self._conn.autocommit = True
-            with self._conn.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))
-                return bool(cursor.fetchone()[0])
-        except psycopg2.Error:
-            self.release()
-            raise
-
-    def check(self) -> None:
-        try:
-            with self._conn.cursor() as cursor:
-                cursor.execute("SELECT 1")
-        except psycopg2.Error as error:
-            raise LeadershipLost(f"lost the leader's database session: {error}") from error
-
-    def release(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()  # ending the session releases the lock
-
-
-class LeadershipLost(Exception):
-    pass
-
-
-def lock_key(name: str) -> int:
-    """A stable signed 64-bit advisory lock key for a consumer name."""
-    digest = hashlib.blake2b(f"loanbilling:{name}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-# The relay
-
-
 class AmqpRelay:
     def __init__(
         self,
-        engine: Engine,
+        outbox: Outbox,
         amqp_url: str,
         *,
         exchange: str = DEFAULT_EXCHANGE,
@@ -206,7 +88,7 @@ class AmqpRelay:
         url = URL(amqp_url)
         if url.scheme not in ("amqp", "amqps") or not url.host:
             raise ValueError(f"not an AMQP URL: {amqp_url!r} (amqp://user:password@host:5672/)")
-        self.engine = engine
+        self.outbox = outbox
         self.amqp_url = amqp_url
         self.exchange_name = exchange
         self.name = name
@@ -227,7 +109,8 @@ class AmqpRelay:
         self._connection: AbstractConnection | None = None
         self._lost: str | None = None  # why the broker connection closed, once it has
         self._worker: ThreadPoolExecutor | None = None
-        self._lock = _AdvisoryLock(engine, lock_key(name)) if is_postgresql(engine) else _Alone()
+        self._cursor = outbox.cursor(name)
+        self._lock = outbox.leader_lock(name, application_name=APPLICATION_NAME)
 
     def wake(self) -> None:
         """Safe from any thread: new events may have been numbered."""
@@ -288,7 +171,7 @@ class AmqpRelay:
         exchange = await channel.declare_exchange(
             self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
         )
-        cursor = await self._read(read_cursor, self.name)
+        cursor = await self._blocking(self._cursor.read)
         self.last_confirmed = cursor
         log.info(
             "amqp relay: leading; publishing events after %d to exchange %r at %s",
@@ -299,7 +182,7 @@ class AmqpRelay:
         while True:
             await self._blocking(self._lock.check)
             self._raise_if_lost()
-            page = await self._read(events_after, cursor, limit=self.page_size)
+            page = await self._blocking(self.outbox.events_after, cursor, limit=self.page_size)
             if page:
                 cursor = await self._publish(exchange, page)
             self._backoff = self.min_backoff_s  # relaying: healthy again
@@ -313,7 +196,7 @@ class AmqpRelay:
                 pass
             self._wake.clear()
 
-    async def _publish(self, exchange: AbstractExchange, page: list[StoredEvent]) -> int:
+    async def _publish(self, exchange: AbstractExchange, page: list[Event]) -> int:
         """Publishes a page, then records the confirmed prefix; returns the new cursor.
 
         Publishes are pipelined on one channel: aiormq writes them in call order
@@ -339,7 +222,7 @@ class AmqpRelay:
         confirmed = page if failed is None else page[:failed]
         if confirmed:
             last = confirmed[-1].sequence
-            await self._write(advance_cursor, self.name, last)
+            await self._blocking(self._cursor.advance, last)
             self.last_confirmed = last
         if failed is not None:
             self._raise_if_lost()
@@ -380,13 +263,7 @@ class AmqpRelay:
         work = functools.partial(fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._worker, work)
 
-    async def _read(self, fn: Callable[..., T], *args, **kwargs) -> T:
-        return await self._blocking(in_transaction, self.engine, fn, *args, **kwargs)
-
-    async def _write(self, fn: Callable[..., T], *args) -> T:
-        return await self._blocking(in_transaction, self.engine, fn, *args, write=True)
-
 
 def _describe(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or repr(error)  # psycopg2's run over lines
+    text = " ".join(str(error).split()) or repr(error)  # driver messages run over lines
     return f"{type(error).__name__}: {text}"

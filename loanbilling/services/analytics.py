@@ -1,18 +1,16 @@
-"""Portfolio analytics: read-only, one transaction, figures computed by the database."""
+"""Portfolio analytics: read-only, figures computed by the storage in one statement
+(the rules: loanbilling.domain.portfolio)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
-
 from loanbilling.clock import BusinessClock
-from loanbilling.domain.errors import InvalidArgument
-from loanbilling.domain.loan import CURRENCY_CODE, DEFAULT_CURRENCY
-from loanbilling.storage import portfolio
-from loanbilling.storage.database import transaction
-from loanbilling.storage.portfolio import PortfolioFigures
+from loanbilling.domain.errors import Refusals
+from loanbilling.domain.loan import DEFAULT_CURRENCY, check_currency_code
+from loanbilling.domain.portfolio import PortfolioFigures
+from loanbilling.storage.interfaces import Storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,8 +21,8 @@ class PortfolioSummary:
 
 
 class AnalyticsService:
-    def __init__(self, engine: Engine, clock: BusinessClock) -> None:
-        self.engine = engine
+    def __init__(self, storage: Storage, clock: BusinessClock) -> None:
+        self.storage = storage
         self.clock = clock
 
     def portfolio_summary(
@@ -35,11 +33,8 @@ class AnalyticsService:
         Amounts of different currencies are never added, so one call covers one currency.
         """
         code = currency_code or DEFAULT_CURRENCY
-        if not CURRENCY_CODE.fullmatch(code):
-            raise InvalidArgument.of(
-                "currency_code", f"{code!r} is not an ISO 4217 code of three capital letters"
-            )
+        refusals = Refusals()
+        check_currency_code(refusals, code)
+        refusals.raise_if_any()
         as_of = as_of or self.clock.today()
-        with transaction(self.engine, write=False) as conn:
-            figures = portfolio.portfolio_summary(conn, as_of, code)
-        return PortfolioSummary(as_of, code, figures)
+        return PortfolioSummary(as_of, code, self.storage.portfolio(as_of, code))

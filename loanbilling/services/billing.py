@@ -1,40 +1,32 @@
-"""The billing use cases. Each method is one transaction and blocks: the API layer
-runs it on a worker thread."""
+"""The billing use cases. Each method is one unit of work and blocks: the API
+layer runs it on a worker thread. Decisions are the domain's; the storage
+interface reads and writes them."""
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import IntegrityError
-
 from loanbilling.clock import BusinessClock
-from loanbilling.domain.customer import CustomerDetails
-from loanbilling.domain.errors import AlreadyExists, InvalidArgument, NotFound
-from loanbilling.domain.events import NewEvent, creation_events, payment_events
+from loanbilling.domain.customer import Customer, CustomerDetails
+from loanbilling.domain.errors import DuplicateKey, InvalidArgument, NotFound
+from loanbilling.domain.events import creation_events
 from loanbilling.domain.loan import (
     DEFAULT_CURRENCY,
     DEFAULT_DELINQUENCY_THRESHOLD,
-    InstallmentStatus,
+    Loan,
     LoanStatus,
     LoanTerms,
     Position,
+    ScheduleEntry,
+    ScheduleLine,
+    schedule_at,
 )
-from loanbilling.domain.payment import SettledPayment, check_payment_date, settle_payment
+from loanbilling.domain.payment import Payment, decide_payment
 from loanbilling.services import pagination
-from loanbilling.storage import one_statement
-from loanbilling.storage.database import autocommit, is_postgresql, transaction
-from loanbilling.storage.repository import (
-    CustomerRecord,
-    InstallmentRecord,
-    LoanRecord,
-    PaymentRecord,
-    Repository,
-)
+from loanbilling.storage.interfaces import Storage, UnitOfWork
 
 MAX_KEY_LENGTH = 128
 T = TypeVar("T")
@@ -45,15 +37,8 @@ ItemT = TypeVar("ItemT")
 class LoanAt:
     """A loan and its position at a date."""
 
-    loan: LoanRecord
+    loan: Loan
     position: Position
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleLine:
-    installment: InstallmentRecord
-    status: InstallmentStatus
-    paid_date: dt.date | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +48,7 @@ class LoanWithSchedule(LoanAt):
 
 @dataclass(frozen=True, slots=True)
 class PaymentResult:
-    payment: PaymentRecord
+    payment: Payment
     replayed: bool
 
 
@@ -85,68 +70,65 @@ def _check_key(field_name: str, key: str, *, required: bool) -> str | None:
     return key
 
 
+def _check_id(field_name: str, value: int) -> None:
+    if value <= 0:
+        raise InvalidArgument.of(field_name, "must be a positive id")
+
+
+def _idempotent(create: Callable[[], T], replay: Callable[[], T | None]) -> T:
+    """Runs `create`; if a concurrent request took the same key first, replays that one."""
+    try:
+        return create()
+    except DuplicateKey:
+        replayed = replay()
+        if replayed is None:
+            raise
+        return replayed
+
+
 class BillingService:
     def __init__(
         self,
-        engine: Engine,
+        storage: Storage,
         clock: BusinessClock,
         events_written: Callable[[], None] = lambda: None,
     ) -> None:
-        self.engine = engine
+        self.storage = storage
         self.clock = clock
         # Called after a commit that wrote events: wakes the sequencer.
         self.events_written = events_written
-        # PostgreSQL writes payments and new loans in one statement each.
-        self.one_statement = is_postgresql(engine)
-
-    def _idempotent(self, create: Callable[[], T], replay: Callable[[], T | None]) -> T:
-        """Runs `create`; if a concurrent request took the same key first, replays that one."""
-        try:
-            return create()
-        except IntegrityError:
-            replayed = replay()
-            if replayed is None:
-                raise
-            return replayed
 
     # Customers
 
     def create_customer(
         self, *, name: str, email: str, phone: str, request_id: str = ""
-    ) -> CustomerRecord:
+    ) -> Customer:
         details = CustomerDetails.create(name=name, email=email, phone=phone)
         key = _check_key("request_id", request_id, required=False)
 
-        def replay() -> CustomerRecord | None:
+        def replay() -> Customer | None:
             if key is None:
                 return None
-            with transaction(self.engine, write=False) as conn:
-                existing = Repository(conn).customer_by_request_id(key)
-            if existing and (existing.name, existing.email, existing.phone) != (
-                details.name,
-                details.email,
-                details.phone,
-            ):
-                raise AlreadyExists(
-                    f"request_id {key!r} already created customer {existing.id} "
-                    "with other details; use a new request_id for a new customer"
-                )
+            with self.storage.reading() as uow:
+                existing = uow.customers.by_request_id(key)
+            if existing is not None:
+                existing.check_retry(details)
             return existing
 
-        def create() -> CustomerRecord:
+        def create() -> Customer:
             if (existing := replay()) is not None:
                 return existing
-            with transaction(self.engine, write=True) as conn:
-                repo = Repository(conn)
-                customer_id = repo.add_customer(details.name, details.email, details.phone, key)
-                return repo.get_customer(customer_id)
+            with self.storage.writing(optimistic=True) as uow:
+                customer = uow.customers.add(details, key)
+                uow.commit()
+            return customer
 
-        return self._idempotent(create, replay)
+        return _idempotent(create, replay)
 
-    def get_customer(self, customer_id: int) -> CustomerRecord:
+    def get_customer(self, customer_id: int) -> Customer:
         _check_id("id", customer_id)
-        with transaction(self.engine, write=False) as conn:
-            customer = Repository(conn).get_customer(customer_id)
+        with self.storage.reading() as uow:
+            customer = uow.customers.get(customer_id)
         if customer is None:
             raise NotFound("customer", customer_id)
         return customer
@@ -181,88 +163,43 @@ class BillingService:
         )
         key = _check_key("request_id", request_id, required=False)
 
-        def same_request(loan: LoanRecord) -> bool:
-            stored = loan.terms
-            return loan.customer_id == customer_id and stored == (
-                terms if start_date else replace(terms, start_date=stored.start_date)
-            )
-
         def replay() -> LoanWithSchedule | None:
             if key is None:
                 return None
-            with transaction(self.engine, write=False) as conn:
-                repo = Repository(conn)
-                existing = repo.loan_by_request_id(key)
+            with self.storage.reading() as uow:
+                existing = uow.loans.by_request_id(key)
                 if existing is None:
                     return None
-                if not same_request(existing):
-                    raise AlreadyExists(
-                        f"request_id {key!r} already created loan {existing.id} with other "
-                        "terms; use a new request_id for a new loan"
-                    )
-                return self._with_schedule(repo, existing, today)
+                existing.check_retry(customer_id, terms, start_date_given=start_date is not None)
+                return _with_schedule(uow, existing, today)
 
         def create() -> LoanWithSchedule:
             if (existing := replay()) is not None:
                 return existing
-            status = Position(terms, 0, today).status
-            schedule = terms.schedule()
-            if self.one_statement:
-                with autocommit(self.engine) as conn:
-                    loan_id = one_statement.add_loan(
-                        conn,
-                        customer_id=customer_id,
-                        terms=terms,
-                        schedule=schedule,
-                        status=status,
-                        request_id=key,
-                        new_events=creation_events(0, customer_id, terms, today),
-                        now=dt.datetime.now(dt.UTC),
-                    )
-                if loan_id is None:
+            with self.storage.writing(optimistic=True) as uow:
+                loan = Loan.new(uow.loans.reserve_id(), customer_id, terms, today, key)
+                if not uow.loans.add(loan, creation_events(loan.id, customer_id, terms, today)):
                     raise NotFound("customer", customer_id)
-            else:
-                with transaction(self.engine, write=True) as conn:
-                    repo = Repository(conn)
-                    if repo.get_customer(customer_id) is None:
-                        raise NotFound("customer", customer_id)
-                    loan_id = repo.add_loan(customer_id, terms, schedule, status, key)
-                    repo.add_events(creation_events(loan_id, customer_id, terms, today))
+                uow.commit()
             self.events_written()
             # A new loan is its terms: the answer needs no read back.
-            loan = LoanRecord(
-                id=loan_id,
-                customer_id=customer_id,
-                terms=terms,
-                paid_count=0,
-                outstanding_amount=terms.total_amount,
-                last_payment_date=None,
-                status=status,
-                request_id=key,
-            )
-            lines = [
-                InstallmentRecord(
-                    i.week_number, i.due_date, i.amount, i.principal_amount, i.interest_amount, None
-                )
-                for i in schedule
-            ]
-            return _with_schedule(loan, Position(terms, 0, today), lines)
+            position = loan.position(today)
+            new_schedule = [ScheduleEntry(i, None) for i in terms.schedule()]
+            return LoanWithSchedule(loan, position, schedule_at(position, new_schedule))
 
-        return self._idempotent(create, replay)
+        return _idempotent(create, replay)
 
     def get_loan(self, loan_id: int, as_of: dt.date | None = None) -> LoanWithSchedule:
         _check_id("loan_id", loan_id)
-        with transaction(self.engine, write=False) as conn:
-            repo = Repository(conn)
-            return self._with_schedule(repo, self._loan(repo, loan_id), as_of or self.clock.today())
+        with self.storage.reading() as uow:
+            return _with_schedule(uow, _loan(uow, loan_id), as_of or self.clock.today())
 
     def get_position(self, loan_id: int, as_of: dt.date | None = None) -> LoanAt:
         """Outstanding, overdue and delinquency at the end of `as_of`: one or two index reads."""
         _check_id("loan_id", loan_id)
-        with transaction(self.engine, write=False) as conn:
-            repo = Repository(conn)
-            loan = self._loan(repo, loan_id)
-            return LoanAt(loan, _position(repo, loan, as_of or self.clock.today()))
+        with self.storage.reading() as uow:
+            loan = _loan(uow, loan_id)
+            return LoanAt(loan, _position(uow, loan, as_of or self.clock.today()))
 
     def list_loans(
         self,
@@ -277,12 +214,11 @@ class BillingService:
         limit = pagination.page_size(page_size)
         before_id = pagination.decode_token(page_token)
         today = self.clock.today()
-        with transaction(self.engine, write=False) as conn:
-            repo = Repository(conn)
-            loans = repo.list_loans(
+        with self.storage.reading() as uow:
+            loans = uow.loans.list(
                 customer_id=customer_id or None, status=status, before_id=before_id, limit=limit + 1
             )
-            items = [LoanAt(loan, _position(repo, loan, today)) for loan in loans[:limit]]
+            items = [LoanAt(loan, _position(uow, loan, today)) for loan in loans[:limit]]
         token = pagination.encode_token(loans[limit - 1].id) if len(loans) > limit else ""
         return Page(items, token)
 
@@ -299,216 +235,82 @@ class BillingService:
         _check_id("loan_id", loan_id)
         key = _check_key("idempotency_key", idempotency_key, required=True)
 
-        def replay(repo: Repository) -> PaymentResult | None:
-            earlier = repo.payment_by_key(key)
+        def replay(earlier: Payment | None) -> PaymentResult | None:
             if earlier is None:
                 return None
-            if (
-                earlier.loan_id != loan_id
-                or earlier.amount != amount
-                or (payment_date is not None and earlier.payment_date != payment_date)
-            ):
-                raise AlreadyExists(
-                    f"idempotency_key {key!r} was used for payment {earlier.id} "
-                    f"(loan {earlier.loan_id}, amount {earlier.amount:,}, "
-                    f"date {earlier.payment_date}); a new payment needs a new key"
-                )
+            earlier.check_retry(loan_id, amount, payment_date)
             return PaymentResult(earlier, replayed=True)
 
+        def attempt(uow: UnitOfWork) -> PaymentResult | None:
+            """None: the loan changed since an unlocked read; decide again under its lock.
+            The key is checked after the lock, so a retry racing its original sees it."""
+            slot = uow.payments.slot(loan_id, key)
+            if slot.loan is None:
+                raise NotFound("loan", loan_id)
+            if slot.earlier is not None:
+                return replay(slot.earlier)
+            decision = decide_payment(
+                slot.loan,
+                amount=amount,
+                payment_date=payment_date,
+                idempotency_key=key,
+                today=self.clock.today(),
+                new_payment_id=uow.payments.next_id,
+            )
+            recorded = uow.payments.record(
+                decision.payment, slot.loan, decision.after, decision.events
+            )
+            if not recorded:
+                return None
+            uow.commit()
+            return PaymentResult(decision.payment, replayed=False)
+
         def create() -> PaymentResult:
-            today = self.clock.today()
-            if self.one_statement:
-                pay = functools.partial(
-                    self._pay_in_one_statement, loan_id, amount, key, payment_date, today, replay
-                )
-                with autocommit(self.engine) as conn:
-                    done = pay(conn, locked=False)
-                if done is None:  # the loan changed since the read: decide under its lock
-                    with transaction(self.engine, write=True) as conn:
-                        done = pay(conn, locked=True)
-                if not done.replayed:
-                    self.events_written()
-                return done
-            with transaction(self.engine, write=True) as conn:
-                repo = Repository(conn)
-                # The row lock serialises payments on one loan; the key is checked
-                # after it so that a retry racing its original sees it committed.
-                loan = self._loan(repo, loan_id, for_update=True)
-                if (earlier := replay(repo)) is not None:
-                    return earlier
-                plan = _plan_payment(loan, amount, payment_date, today)
-                payment_id = repo.record_payment(
-                    loan,
-                    amount=amount,
-                    payment_date=plan.paid_on,
-                    first_week=plan.settled.first_week,
-                    last_week=plan.settled.last_week,
-                    idempotency_key=key,
-                    outstanding_after=plan.settled.outstanding_after,
-                    status_after=plan.settled.status_after,
-                    stored_status=plan.at_today.status,
-                )
-                repo.add_events(plan.events_of(payment_id))
-            self.events_written()
-            return PaymentResult(plan.payment(payment_id, key), replayed=False)
+            with self.storage.writing(optimistic=True) as uow:
+                done = attempt(uow)
+            if done is None:
+                with self.storage.writing(optimistic=False) as uow:
+                    done = attempt(uow)
+            if done is None:
+                raise RuntimeError(f"loan {loan_id} changed under its row lock")
+            if not done.replayed:
+                self.events_written()
+            return done
 
         def replay_after_conflict() -> PaymentResult | None:
-            with transaction(self.engine, write=False) as conn:
-                return replay(Repository(conn))
+            with self.storage.reading() as uow:
+                return replay(uow.payments.by_key(key))
 
-        return self._idempotent(create, replay_after_conflict)
-
-    @staticmethod
-    def _pay_in_one_statement(
-        loan_id: int,
-        amount: int,
-        key: str,
-        payment_date: dt.date | None,
-        today: dt.date,
-        replay: Callable[[Repository], PaymentResult | None],
-        conn: Connection,
-        *,
-        locked: bool,
-    ) -> PaymentResult | None:
-        """PostgreSQL: read the loan, decide, write everything in one statement.
-
-        Unlocked (autocommit), None when the loan changed between the read and
-        the write (a concurrent payment or sweep): the caller then comes back
-        `locked`, in a transaction that holds the loan's row lock from the read on.
-        The key is checked after the lock, so a retry racing its original sees it.
-        """
-        repo = Repository(conn)
-        loan, key_taken = repo.loan_and_key(loan_id, key, for_update=locked)
-        if loan is None:
-            raise NotFound("loan", loan_id)
-        if key_taken:
-            return replay(repo)
-        plan = _plan_payment(loan, amount, payment_date, today)
-        payment_id = one_statement.record_payment(
-            conn,
-            loan_id=loan.id,
-            paid_before=loan.paid_count,
-            status_before=loan.status,
-            amount=amount,
-            currency_code=loan.terms.currency_code,
-            payment_date=plan.paid_on,
-            first_week=plan.settled.first_week,
-            last_week=plan.settled.last_week,
-            idempotency_key=key,
-            outstanding_after=plan.settled.outstanding_after,
-            status_after=plan.settled.status_after,
-            stored_status=plan.at_today.status,
-            new_events=plan.events_of(0),
-            now=dt.datetime.now(dt.UTC),
-        )
-        if payment_id is None:
-            if locked:
-                raise RuntimeError(f"loan {loan_id} changed under its row lock")
-            return None
-        return PaymentResult(plan.payment(payment_id, key), replayed=False)
+        return _idempotent(create, replay_after_conflict)
 
     def list_payments(
         self, *, loan_id: int, page_size: int = 0, page_token: str = ""
-    ) -> Page[PaymentRecord]:
+    ) -> Page[Payment]:
         _check_id("loan_id", loan_id)
         limit = pagination.page_size(page_size)
         after_id = pagination.decode_token(page_token)
-        with transaction(self.engine, write=False) as conn:
-            repo = Repository(conn)
-            self._loan(repo, loan_id)
-            found = repo.list_payments(loan_id, after_id=after_id, limit=limit + 1)
+        with self.storage.reading() as uow:
+            _loan(uow, loan_id)
+            found = uow.payments.list(loan_id, after_id=after_id, limit=limit + 1)
         token = pagination.encode_token(found[limit - 1].id) if len(found) > limit else ""
         return Page(found[:limit], token)
 
-    # Helpers
 
-    @staticmethod
-    def _loan(repo: Repository, loan_id: int, *, for_update: bool = False) -> LoanRecord:
-        loan = repo.get_loan(loan_id, for_update=for_update)
-        if loan is None:
-            raise NotFound("loan", loan_id)
-        return loan
-
-    @staticmethod
-    def _with_schedule(repo: Repository, loan: LoanRecord, as_of: dt.date) -> LoanWithSchedule:
-        return _with_schedule(loan, _position(repo, loan, as_of), repo.installments(loan.id))
+def _loan(uow: UnitOfWork, loan_id: int) -> Loan:
+    loan = uow.loans.get(loan_id)
+    if loan is None:
+        raise NotFound("loan", loan_id)
+    return loan
 
 
-@dataclass(frozen=True, slots=True)
-class _PaymentPlan:
-    """What a payment on a loan as read does: the domain's decision, before any write."""
-
-    loan: LoanRecord
-    amount: int
-    paid_on: dt.date
-    settled: SettledPayment
-    at_today: Position
-
-    def payment(self, payment_id: int, idempotency_key: str) -> PaymentRecord:
-        """The payment as recorded under `payment_id`."""
-        return PaymentRecord(
-            id=payment_id,
-            loan_id=self.loan.id,
-            amount=self.amount,
-            currency_code=self.loan.terms.currency_code,
-            payment_date=self.paid_on,
-            first_week=self.settled.first_week,
-            last_week=self.settled.last_week,
-            idempotency_key=idempotency_key,
-            outstanding_after=self.settled.outstanding_after,
-            status_after=self.settled.status_after,
-        )
-
-    def events_of(self, payment_id: int) -> list[NewEvent]:
-        return payment_events(
-            self.loan.id,
-            self.loan.customer_id,
-            payment_id=payment_id,
-            amount=self.amount,
-            last_week=self.settled.last_week,
-            at_payment=self.settled.after,
-            at_today=self.at_today,
-            stored_before=self.loan.status,
-        )
+def _position(uow: UnitOfWork, loan: Loan, as_of: dt.date) -> Position:
+    """The loan at the end of `as_of`: from the loan alone unless `as_of` is
+    before its latest payment, then one index seek into its payments."""
+    if loan.knows_paid_count_at(as_of):
+        return loan.position(as_of)
+    return loan.position(as_of, uow.loans.paid_count_at(loan.id, as_of))
 
 
-def _plan_payment(
-    loan: LoanRecord, amount: int, payment_date: dt.date | None, today: dt.date
-) -> _PaymentPlan:
-    paid_on = payment_date or today
-    check_payment_date(
-        loan.terms, paid_on, business_date=today, last_payment_date=loan.last_payment_date
-    )
-    settled = settle_payment(loan.terms, loan.paid_count, amount, paid_on)
-    at_today = Position(loan.terms, settled.last_week, today)
-    return _PaymentPlan(loan, amount, paid_on, settled, at_today)
-
-
-def _with_schedule(
-    loan: LoanRecord, position: Position, installments: list[InstallmentRecord]
-) -> LoanWithSchedule:
-    lines = [
-        ScheduleLine(
-            installment=line,
-            status=position.installment_status(line.week_number),
-            # A read of the past does not show payments made after it.
-            paid_date=line.paid_date if line.week_number <= position.paid_count else None,
-        )
-        for line in installments
-    ]
-    return LoanWithSchedule(loan, position, lines)
-
-
-def _position(repo: Repository, loan: LoanRecord, as_of: dt.date) -> Position:
-    """The loan at the end of `as_of`. From the loan row alone unless `as_of` is
-    before its latest payment, then one index seek into payments."""
-    if loan.last_payment_date is None or as_of >= loan.last_payment_date:
-        paid_count = loan.paid_count
-    else:
-        paid_count = repo.paid_count_at(loan.id, as_of)
-    return Position(loan.terms, paid_count, as_of)
-
-
-def _check_id(field_name: str, value: int) -> None:
-    if value <= 0:
-        raise InvalidArgument.of(field_name, "must be a positive id")
+def _with_schedule(uow: UnitOfWork, loan: Loan, as_of: dt.date) -> LoanWithSchedule:
+    position = _position(uow, loan, as_of)
+    return LoanWithSchedule(loan, position, schedule_at(position, uow.loans.schedule(loan.id)))

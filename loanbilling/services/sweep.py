@@ -1,6 +1,7 @@
 """The delinquency sweep: every unpaid loan evaluated at a business date, in
 bounded batches of one short transaction each, so payments are never locked
-out for long and a crash loses at most one batch (which the next run redoes)."""
+out for long and a crash loses at most one batch (which the next run redoes).
+What a batch writes for each loan is loanbilling.domain.sweep.sweep_loan."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
-
 from loanbilling.clock import BusinessClock
 from loanbilling.domain.errors import InvalidArgument
-from loanbilling.storage.sweep import batch_connection, sweep_batch
+from loanbilling.storage.interfaces import Storage
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,7 @@ class SweepReport:
 class SweepService:
     def __init__(
         self,
-        engine: Engine,
+        storage: Storage,
         clock: BusinessClock,
         *,
         batch_size: int = 1000,
@@ -39,7 +38,7 @@ class SweepService:
         events_written: Callable[[], None] = lambda: None,
         on_report: Callable[[SweepReport, float], None] = lambda report, seconds: None,
     ) -> None:
-        self.engine = engine
+        self.storage = storage
         self.clock = clock
         self.batch_size = batch_size
         self.reminder_days = reminder_days
@@ -60,15 +59,12 @@ class SweepService:
         checked = delinquent = written = batches = 0
         after = 0
         while True:
-            with batch_connection(self.engine) as conn:
-                batch = sweep_batch(
-                    conn,
-                    as_of=as_of,
-                    after_loan_id=after,
-                    batch_size=self.batch_size,
-                    reminder_days=self.reminder_days,
-                    now=dt.datetime.now(dt.UTC),
-                )
+            batch = self.storage.sweep_batch(
+                as_of=as_of,
+                after_loan_id=after,
+                batch_size=self.batch_size,
+                reminder_days=self.reminder_days,
+            )
             if batch.last_loan_id is None:
                 break
             batches += 1

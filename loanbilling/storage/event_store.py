@@ -1,67 +1,37 @@
-"""Reads of numbered outbox events, in sequence order."""
+"""The outbox row: how an event is written and read back, and reads of numbered
+events in sequence order."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import fields
 
 from sqlalchemy import Connection, Row, select
 
-from loanbilling.domain.events import EventKind
+from loanbilling.domain.events import Event, EventFilter, EventKind, NewEvent
 from loanbilling.storage.tables import event_sequence, events
 
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    sequence: int
-    kind: EventKind
-    loan_id: int
-    customer_id: int
-    week_number: int
-    business_date: dt.date
-    created_at: dt.datetime
-    amount: int
-    due_date: dt.date | None
-    missed_installments: int
-    overdue_amount: int
-    days_past_due: int
-    outstanding_amount: int
-    currency_code: str
-    payment_id: int | None
+# The outbox row as a writer fills it: every field of NewEvent, and the time it
+# was written. The one definition that the payment, loan and sweep writes use.
+EVENT_COLUMNS: tuple[str, ...] = (*(f.name for f in fields(NewEvent)), "created_at")
 
 
-@dataclass(frozen=True, slots=True)
-class EventFilter:
-    kinds: frozenset[EventKind]
-    loan_id: int | None = None
-    customer_id: int | None = None
-
-    def matches(self, event: StoredEvent) -> bool:
-        return (
-            event.kind in self.kinds
-            and (self.loan_id is None or event.loan_id == self.loan_id)
-            and (self.customer_id is None or event.customer_id == self.customer_id)
-        )
+def event_row(event: NewEvent, now: dt.datetime) -> dict[str, object]:
+    """The outbox row of `event`, keyed by EVENT_COLUMNS."""
+    row: dict[str, object] = {name: getattr(event, name) for name in EVENT_COLUMNS[:-1]}
+    row["kind"] = event.kind.value
+    row["created_at"] = now
+    return row
 
 
-def event_from_row(row: Row) -> StoredEvent:
-    return StoredEvent(
-        sequence=row.sequence,
-        kind=EventKind(row.kind),
-        loan_id=row.loan_id,
-        customer_id=row.customer_id,
-        week_number=row.week_number,
-        business_date=row.business_date,
-        created_at=row.created_at,
-        amount=row.amount,
-        due_date=row.due_date,
-        missed_installments=row.missed_installments,
-        overdue_amount=row.overdue_amount,
-        days_past_due=row.days_past_due,
-        outstanding_amount=row.outstanding_amount,
-        currency_code=row.currency_code,
-        payment_id=row.payment_id,
-    )
+def event_from_row(row: Row) -> Event:
+    """The numbered event a row of `events` holds: EVENT_COLUMNS and its sequence."""
+    values = row._mapping
+    read = {name: values[name] for name in EVENT_COLUMNS}
+    read["kind"] = EventKind(read["kind"])
+    if read["created_at"].tzinfo is None:  # SQLite's are naive; they were written in UTC
+        read["created_at"] = read["created_at"].replace(tzinfo=dt.UTC)
+    return Event(**read, sequence=values["sequence"])
 
 
 def last_sequence(conn: Connection) -> int:
@@ -77,8 +47,9 @@ def events_after(
     limit: int,
     up_to: int | None = None,
     only: EventFilter | None = None,
-) -> list[StoredEvent]:
-    """Numbered events with sequence in (after_sequence, up_to], oldest first."""
+) -> list[Event]:
+    """Numbered events with sequence in (after_sequence, up_to], oldest first;
+    with `only`, those it matches."""
     query = (
         select(events)
         .where(events.c.sequence > after_sequence)

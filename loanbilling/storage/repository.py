@@ -1,79 +1,37 @@
-"""Reads and writes of customers, loans, installments and payments on one connection.
+"""The portable storage of customers, loans and payments on one connection.
 
 Plain SQLAlchemy Core: one statement per step, no ORM identity map, so that a
 payment costs a handful of indexed statements whatever the size of the tables.
+It runs on SQLite and PostgreSQL; loanbilling.storage.one_statement writes the
+same decisions on PostgreSQL in one statement each. Both answer with domain
+objects (loanbilling.storage.interfaces).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
+from loanbilling.domain.customer import Customer, CustomerDetails
 from loanbilling.domain.events import NewEvent
-from loanbilling.domain.loan import Installment, LoanStatus, LoanTerms
+from loanbilling.domain.loan import Installment, Loan, LoanStatus, LoanTerms, ScheduleEntry
+from loanbilling.domain.payment import Payment
+from loanbilling.storage.event_store import event_row
+from loanbilling.storage.interfaces import PaymentSlot
+from loanbilling.storage.sql import last_week_paid_by
 from loanbilling.storage.tables import customers, events, installments, loans, payments
 
 
-@dataclass(frozen=True, slots=True)
-class CustomerRecord:
-    id: int
-    name: str
-    email: str
-    phone: str
-    request_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class LoanRecord:
-    id: int
-    customer_id: int
-    terms: LoanTerms
-    paid_count: int
-    outstanding_amount: int
-    last_payment_date: dt.date | None
-    status: LoanStatus
-    request_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentRecord:
-    id: int
-    loan_id: int
-    amount: int
-    currency_code: str
-    payment_date: dt.date
-    first_week: int
-    last_week: int
-    idempotency_key: str
-    outstanding_after: int
-    status_after: LoanStatus
-
-    @property
-    def settled_week_numbers(self) -> list[int]:
-        return list(range(self.first_week, self.last_week + 1))
-
-
-@dataclass(frozen=True, slots=True)
-class InstallmentRecord:
-    week_number: int
-    due_date: dt.date
-    amount: int
-    principal_amount: int
-    interest_amount: int
-    paid_date: dt.date | None
-
-
-def _now() -> dt.datetime:
+def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _customer(row: Row) -> CustomerRecord:
-    return CustomerRecord(row.id, row.name, row.email, row.phone, row.request_id)
+def customer_from_row(row: Row) -> Customer:
+    return Customer(row.id, row.name, row.email, row.phone, row.request_id)
 
 
-def _loan(row: Row) -> LoanRecord:
+def loan_from_row(row: Row) -> Loan:
     terms = LoanTerms(
         principal_amount=row.principal_amount,
         interest_rate_bps=row.interest_rate_bps,
@@ -82,20 +40,19 @@ def _loan(row: Row) -> LoanRecord:
         currency_code=row.currency_code,
         delinquency_threshold=row.delinquency_threshold,
     )
-    return LoanRecord(
+    return Loan(
         id=row.id,
         customer_id=row.customer_id,
         terms=terms,
         paid_count=row.paid_count,
-        outstanding_amount=row.outstanding_amount,
         last_payment_date=row.last_payment_date,
         status=LoanStatus(row.status),
         request_id=row.request_id,
     )
 
 
-def _payment(row: Row) -> PaymentRecord:
-    return PaymentRecord(
+def payment_from_row(row: Row) -> Payment:
+    return Payment(
         id=row.id,
         loan_id=row.loan_id,
         amount=row.amount,
@@ -109,29 +66,94 @@ def _payment(row: Row) -> PaymentRecord:
     )
 
 
+def loan_row(loan: Loan, written_at: dt.datetime) -> dict[str, object]:
+    """The loans row of a new loan: its terms and their derived amounts."""
+    terms = loan.terms
+    return {
+        "id": loan.id,
+        "customer_id": loan.customer_id,
+        "principal_amount": terms.principal_amount,
+        "interest_rate_bps": terms.interest_rate_bps,
+        "weeks": terms.weeks,
+        "start_date": terms.start_date,
+        "currency_code": terms.currency_code,
+        "delinquency_threshold": terms.delinquency_threshold,
+        "interest_amount": terms.interest_amount,
+        "total_amount": terms.total_amount,
+        "weekly_payment": terms.weekly_payment,
+        "paid_count": loan.paid_count,
+        "outstanding_amount": loan.outstanding_amount,
+        "last_payment_date": loan.last_payment_date,
+        "status": loan.status.value,
+        "request_id": loan.request_id,
+        "created_at": written_at,
+        "updated_at": written_at,
+    }
+
+
+def payment_row(payment: Payment, written_at: dt.datetime) -> dict[str, object]:
+    return {
+        "id": payment.id,
+        "loan_id": payment.loan_id,
+        "amount": payment.amount,
+        "currency_code": payment.currency_code,
+        "payment_date": payment.payment_date,
+        "first_week": payment.first_week,
+        "last_week": payment.last_week,
+        "idempotency_key": payment.idempotency_key,
+        "outstanding_after": payment.outstanding_after,
+        "status_after": payment.status_after.value,
+        "created_at": written_at,
+    }
+
+
+def next_id(dialect_name: str, table):
+    """The next id of `table`, drawn before its row is written so that the events
+    written with it can name it. PostgreSQL: its sequence. SQLite: one more than
+    the largest, which only a write transaction (BEGIN IMMEDIATE) may use."""
+    if dialect_name == "postgresql":
+        return func.nextval(func.pg_get_serial_sequence(table.name, "id"))
+    return select(func.coalesce(func.max(table.c.id), 0) + 1).scalar_subquery()
+
+
 # The statements of the hot paths (payments and reads), built once. Building a
 # select() and its cache key costs more CPU than PostgreSQL spends running it;
 # a prebuilt statement memoizes both and only takes new parameters.
 _CUSTOMER = select(customers).where(customers.c.id == bindparam("id"))
 _LOAN = select(loans).where(loans.c.id == bindparam("id"))
-_LOAN_FOR_UPDATE = _LOAN.with_for_update()  # ignored by SQLite, which locks the file
-_PAID_THROUGH = (
-    select(payments.c.last_week)
-    .where(payments.c.loan_id == bindparam("loan_id"), payments.c.payment_date <= bindparam("on"))
-    .order_by(payments.c.payment_date.desc(), payments.c.last_week.desc())
-    .limit(1)
-)
+_PAID_THROUGH = last_week_paid_by(bindparam("loan_id"), bindparam("on"))
 _PAYMENT_BY_KEY = select(payments).where(payments.c.idempotency_key == bindparam("key"))
-# A payment's first read: the loan, and whether its idempotency key is taken.
-_LOAN_AND_KEY = select(
-    loans,
+_KEY_PAYMENT_ID = (
     select(payments.c.id)
     .where(payments.c.idempotency_key == bindparam("key"))
     .scalar_subquery()
-    .label("key_payment_id"),
-).where(loans.c.id == bindparam("id"))
-_LOAN_AND_KEY_FOR_UPDATE = _LOAN_AND_KEY.with_for_update(of=loans)
-_INSERT_PAYMENT = insert(payments).returning(payments.c.id)
+    .label("key_payment_id")
+)
+
+
+def _slot_statements():
+    """A payment's first read. Unlocked: the loan and whether a payment holds the
+    key, in one statement. Locking: the loan row only (FOR UPDATE; SQLite locks
+    the file instead), the key being read after the lock is held: a statement
+    that waited for the lock still sees the snapshot it started with, which may
+    miss the payment of the request that held it."""
+    unlocked = select(loans, _KEY_PAYMENT_ID).where(loans.c.id == bindparam("id"))
+    locked = select(loans).where(loans.c.id == bindparam("id")).with_for_update(of=loans)
+    return unlocked, locked
+
+
+_SLOT_UNLOCKED, _SLOT_LOCKED = _slot_statements()
+_NEXT_ID = {
+    (dialect_name, table.name): select(next_id(dialect_name, table))
+    for dialect_name in ("postgresql", "sqlite")
+    for table in (loans, payments)
+}
+
+
+def draw_id(conn: Connection, table) -> int:
+    return conn.execute(_NEXT_ID[conn.dialect.name, table.name]).scalar_one()
+
+_INSERT_PAYMENT = insert(payments)
 _SETTLE_INSTALLMENTS = (
     update(installments)
     .where(
@@ -140,10 +162,14 @@ _SETTLE_INSTALLMENTS = (
     )
     .values(paid_date=bindparam("b_paid_date"), payment_id=bindparam("b_payment_id"))
 )
-# Guarded by the paid_count read under the lock: a lost race updates no row.
+# Guarded by the state read: a lost race updates no row.
 _MOVE_BALANCE = (
     update(loans)
-    .where(loans.c.id == bindparam("b_id"), loans.c.paid_count == bindparam("b_paid_before"))
+    .where(
+        loans.c.id == bindparam("b_id"),
+        loans.c.paid_count == bindparam("b_paid_before"),
+        loans.c.status == bindparam("b_status_before"),
+    )
     .values(
         paid_count=bindparam("b_paid_count"),
         outstanding_amount=bindparam("b_outstanding"),
@@ -155,107 +181,76 @@ _MOVE_BALANCE = (
 _INSERT_EVENTS = insert(events)
 
 
-class Repository:
+def add_events(conn: Connection, new_events: list[NewEvent], written_at: dt.datetime) -> None:
+    """Writes events into the outbox, unnumbered: the sequencer numbers them after commit."""
+    if new_events:
+        conn.execute(_INSERT_EVENTS, [event_row(e, written_at) for e in new_events])
+
+
+class SqlCustomers:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    # Customers
-
-    def add_customer(self, name: str, email: str, phone: str, request_id: str | None) -> int:
-        return self.conn.execute(
+    def add(self, details: CustomerDetails, request_id: str | None) -> Customer:
+        customer_id = self.conn.execute(
             insert(customers)
-            .values(name=name, email=email, phone=phone, request_id=request_id, created_at=_now())
+            .values(
+                name=details.name,
+                email=details.email,
+                phone=details.phone,
+                request_id=request_id,
+                created_at=now(),
+            )
             .returning(customers.c.id)
         ).scalar_one()
+        return Customer(customer_id, details.name, details.email, details.phone, request_id)
 
-    def get_customer(self, customer_id: int) -> CustomerRecord | None:
+    def get(self, customer_id: int) -> Customer | None:
         row = self.conn.execute(_CUSTOMER, {"id": customer_id}).first()
-        return _customer(row) if row else None
+        return customer_from_row(row) if row else None
 
-    def customer_by_request_id(self, request_id: str) -> CustomerRecord | None:
+    def by_request_id(self, request_id: str) -> Customer | None:
         row = self.conn.execute(
             select(customers).where(customers.c.request_id == request_id)
         ).first()
-        return _customer(row) if row else None
+        return customer_from_row(row) if row else None
 
-    # Loans
 
-    def add_loan(
-        self,
-        customer_id: int,
-        terms: LoanTerms,
-        schedule: list[Installment],
-        status: LoanStatus,
-        request_id: str | None,
-    ) -> int:
-        now = _now()
-        loan_id = self.conn.execute(
-            insert(loans)
-            .values(
-                customer_id=customer_id,
-                principal_amount=terms.principal_amount,
-                interest_rate_bps=terms.interest_rate_bps,
-                weeks=terms.weeks,
-                start_date=terms.start_date,
-                currency_code=terms.currency_code,
-                delinquency_threshold=terms.delinquency_threshold,
-                interest_amount=terms.interest_amount,
-                total_amount=terms.total_amount,
-                weekly_payment=terms.weekly_payment,
-                paid_count=0,
-                outstanding_amount=terms.total_amount,
-                last_payment_date=None,
-                status=status.value,
-                request_id=request_id,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(loans.c.id)
-        ).scalar_one()
+class SqlLoans:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def reserve_id(self) -> int:
+        return draw_id(self.conn, loans)
+
+    def add(self, loan: Loan, new_events: list[NewEvent]) -> bool:
+        if SqlCustomers(self.conn).get(loan.customer_id) is None:
+            return False
+        written_at = now()
+        self.conn.execute(insert(loans), [loan_row(loan, written_at)])
         self.conn.execute(
             insert(installments),
-            [
-                {
-                    "loan_id": loan_id,
-                    "week_number": i.week_number,
-                    "due_date": i.due_date,
-                    "amount": i.amount,
-                    "principal_amount": i.principal_amount,
-                    "interest_amount": i.interest_amount,
-                }
-                for i in schedule
-            ],
+            [installment_row(loan.id, i) for i in loan.terms.schedule()],
         )
-        return loan_id
+        add_events(self.conn, new_events, written_at)
+        return True
 
-    def get_loan(self, loan_id: int, *, for_update: bool = False) -> LoanRecord | None:
-        row = self.conn.execute(_LOAN_FOR_UPDATE if for_update else _LOAN, {"id": loan_id}).first()
-        return _loan(row) if row else None
+    def get(self, loan_id: int) -> Loan | None:
+        row = self.conn.execute(_LOAN, {"id": loan_id}).first()
+        return loan_from_row(row) if row else None
 
-    def loan_and_key(
-        self, loan_id: int, idempotency_key: str, *, for_update: bool = False
-    ) -> tuple[LoanRecord | None, bool]:
-        """The loan (row-locked if asked), and whether a payment already holds the
-        key: one statement."""
-        statement = _LOAN_AND_KEY_FOR_UPDATE if for_update else _LOAN_AND_KEY
-        row = self.conn.execute(statement, {"id": loan_id, "key": idempotency_key}).first()
-        if row is None:
-            return None, False
-        return _loan(row), row.key_payment_id is not None
-
-    def loan_by_request_id(self, request_id: str) -> LoanRecord | None:
+    def by_request_id(self, request_id: str) -> Loan | None:
         row = self.conn.execute(select(loans).where(loans.c.request_id == request_id)).first()
-        return _loan(row) if row else None
+        return loan_from_row(row) if row else None
 
-    def list_loans(
+    def list(
         self,
         *,
         customer_id: int | None,
         status: LoanStatus | None,
         before_id: int | None,
         limit: int,
-    ) -> list[LoanRecord]:
-        """Newest first; keyset pagination on id."""
+    ) -> list[Loan]:
         query = select(loans).order_by(loans.c.id.desc()).limit(limit)
         if customer_id is not None:
             query = query.where(loans.c.customer_id == customer_id)
@@ -263,9 +258,16 @@ class Repository:
             query = query.where(loans.c.status == status.value)
         if before_id is not None:
             query = query.where(loans.c.id < before_id)
-        return [_loan(row) for row in self.conn.execute(query)]
+        return [loan_from_row(row) for row in self.conn.execute(query)]
 
-    def installments(self, loan_id: int) -> list[InstallmentRecord]:
+    def paid_count_at(self, loan_id: int, on: dt.date) -> int:
+        """One index seek (storage.sql.last_week_paid_by)."""
+        last_week = self.conn.execute(
+            _PAID_THROUGH, {"loan_id": loan_id, "on": on}
+        ).scalar_one_or_none()
+        return last_week or 0
+
+    def schedule(self, loan_id: int) -> list[ScheduleEntry]:
         rows = self.conn.execute(
             select(
                 installments.c.week_number,
@@ -278,110 +280,79 @@ class Repository:
             .where(installments.c.loan_id == loan_id)
             .order_by(installments.c.week_number)
         )
-        return [InstallmentRecord(*row) for row in rows]
+        return [ScheduleEntry(Installment(*row[:5]), row.paid_date) for row in rows]
 
-    def paid_count_at(self, loan_id: int, on: dt.date) -> int:
-        """Installments settled by payments dated on or before `on`: one index seek."""
-        last_week = self.conn.execute(
-            _PAID_THROUGH, {"loan_id": loan_id, "on": on}
-        ).scalar_one_or_none()
-        return last_week or 0
 
-    # Events
+def installment_row(loan_id: int, installment: Installment) -> dict[str, object]:
+    return {
+        "loan_id": loan_id,
+        "week_number": installment.week_number,
+        "due_date": installment.due_date,
+        "amount": installment.amount,
+        "principal_amount": installment.principal_amount,
+        "interest_amount": installment.interest_amount,
+    }
 
-    def add_events(self, new_events: list[NewEvent]) -> None:
-        """Writes events into the outbox, unnumbered: the sequencer numbers them after commit."""
-        now = _now()
-        self.conn.execute(
-            _INSERT_EVENTS,
-            [
-                {
-                    "kind": e.kind.value,
-                    "loan_id": e.loan_id,
-                    "customer_id": e.customer_id,
-                    "week_number": e.week_number,
-                    "business_date": e.business_date,
-                    "created_at": now,
-                    "amount": e.amount,
-                    "due_date": e.due_date,
-                    "missed_installments": e.missed_installments,
-                    "overdue_amount": e.overdue_amount,
-                    "days_past_due": e.days_past_due,
-                    "outstanding_amount": e.outstanding_amount,
-                    "currency_code": e.currency_code,
-                    "payment_id": e.payment_id,
-                }
-                for e in new_events
-            ],
-        )
 
-    # Payments
+class SqlPayments:
+    def __init__(self, conn: Connection, *, locking: bool) -> None:
+        self.conn = conn
+        self.locking = locking
 
-    def payment_by_key(self, idempotency_key: str) -> PaymentRecord | None:
-        row = self.conn.execute(_PAYMENT_BY_KEY, {"key": idempotency_key}).first()
-        return _payment(row) if row else None
+    def slot(self, loan_id: int, idempotency_key: str) -> PaymentSlot:
+        if self.locking:
+            row = self.conn.execute(_SLOT_LOCKED, {"id": loan_id}).first()
+            earlier = self.by_key(idempotency_key) if row else None
+        else:
+            row = self.conn.execute(
+                _SLOT_UNLOCKED, {"id": loan_id, "key": idempotency_key}
+            ).first()
+            earlier = self.by_key(idempotency_key) if row and row.key_payment_id else None
+        return PaymentSlot(loan_from_row(row) if row else None, earlier)
 
-    def record_payment(
-        self,
-        loan: LoanRecord,
-        *,
-        amount: int,
-        payment_date: dt.date,
-        first_week: int,
-        last_week: int,
-        idempotency_key: str,
-        outstanding_after: int,
-        status_after: LoanStatus,
-        stored_status: LoanStatus,
-    ) -> int:
-        """Inserts the payment, marks its installments paid and moves the loan's
-        balance; returns the payment's id."""
-        now = _now()
-        payment_id = self.conn.execute(
-            _INSERT_PAYMENT,
+    def next_id(self) -> int:
+        return draw_id(self.conn, payments)
+
+    def record(
+        self, payment: Payment, before: Loan, after: Loan, new_events: list[NewEvent]
+    ) -> bool:
+        written_at = now()
+        moved = self.conn.execute(
+            _MOVE_BALANCE,
             {
-                "loan_id": loan.id,
-                "amount": amount,
-                "currency_code": loan.terms.currency_code,
-                "payment_date": payment_date,
-                "first_week": first_week,
-                "last_week": last_week,
-                "idempotency_key": idempotency_key,
-                "outstanding_after": outstanding_after,
-                "status_after": status_after.value,
-                "created_at": now,
+                "b_id": before.id,
+                "b_paid_before": before.paid_count,
+                "b_status_before": before.status.value,
+                "b_paid_count": after.paid_count,
+                "b_outstanding": after.outstanding_amount,
+                "b_last_payment_date": after.last_payment_date,
+                "b_status": after.status.value,
+                "b_updated_at": written_at,
             },
-        ).scalar_one()
+        ).rowcount
+        if moved != 1:  # only an unlocked read can lose the race: nothing was written
+            if self.locking:
+                raise RuntimeError(f"loan {before.id} changed under its row lock")
+            return False
+        self.conn.execute(_INSERT_PAYMENT, payment_row(payment, written_at))
         self.conn.execute(
             _SETTLE_INSTALLMENTS,
             {
-                "b_loan_id": loan.id,
-                "b_first": first_week,
-                "b_last": last_week,
-                "b_paid_date": payment_date,
-                "b_payment_id": payment_id,
+                "b_loan_id": payment.loan_id,
+                "b_first": payment.first_week,
+                "b_last": payment.last_week,
+                "b_paid_date": payment.payment_date,
+                "b_payment_id": payment.id,
             },
         )
-        updated = self.conn.execute(
-            _MOVE_BALANCE,
-            {
-                "b_id": loan.id,
-                "b_paid_before": loan.paid_count,
-                "b_paid_count": last_week,
-                "b_outstanding": outstanding_after,
-                "b_last_payment_date": payment_date,
-                "b_status": stored_status.value,
-                "b_updated_at": now,
-            },
-        ).rowcount
-        if updated != 1:
-            raise RuntimeError(f"loan {loan.id} changed under its row lock")
-        return payment_id
+        add_events(self.conn, new_events, written_at)
+        return True
 
-    def list_payments(
-        self, loan_id: int, *, after_id: int | None, limit: int
-    ) -> list[PaymentRecord]:
-        """Oldest first; keyset pagination on id."""
+    def by_key(self, idempotency_key: str) -> Payment | None:
+        row = self.conn.execute(_PAYMENT_BY_KEY, {"key": idempotency_key}).first()
+        return payment_from_row(row) if row else None
+
+    def list(self, loan_id: int, *, after_id: int | None, limit: int) -> list[Payment]:
         query = (
             select(payments)
             .where(payments.c.loan_id == loan_id)
@@ -390,4 +361,4 @@ class Repository:
         )
         if after_id is not None:
             query = query.where(payments.c.id > after_id)
-        return [_payment(row) for row in self.conn.execute(query)]
+        return [payment_from_row(row) for row in self.conn.execute(query)]

@@ -1,20 +1,30 @@
-"""Portable SQL for the schedule arithmetic that set-based queries need.
+"""The SQL twins of domain rules: the one home of rule arithmetic in SQL.
 
-The same expressions compile for PostgreSQL and SQLite, and mirror the pure
-rules in loanbilling.domain.loan (weeks_due_before, amount_through, ...), so
-that sweeps and portfolio aggregates run in the database without loading loans.
+Set-based work (the sweep, the portfolio summary) runs rules over many loans
+in one statement, without loading a loan. The rules themselves live in
+loanbilling.domain; each expression here mirrors one of them, names it in its
+docstring, and compiles the same for PostgreSQL and SQLite. The statements in
+storage.sweep and storage.portfolio are built from these expressions only.
+Hypothesis tests on both databases hold each pair together:
+tests/integration/test_sweep_sql.py and tests/integration/test_portfolio_sql.py.
+
+Expressions take the loan's columns from `table`: the loans table or a CTE
+carrying the same column names.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+from dataclasses import dataclass
 
-from sqlalchemy import Date, Integer, bindparam, case, func, literal, select
+from sqlalchemy import Date, Integer, bindparam, case, cast, func, literal, null, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
-from loanbilling.domain.loan import DAYS_PER_WEEK
-from loanbilling.storage.tables import loans, payments
+from loanbilling.domain.events import EventKind
+from loanbilling.domain.loan import DAYS_PER_WEEK, LoanStatus
+from loanbilling.domain.portfolio import BUCKET_TOTALS, PAR_BUCKETS, STATUS_TOTALS
+from loanbilling.storage.event_store import EVENT_COLUMNS
+from loanbilling.storage.tables import Id, loans, payments
 
 
 class days_between(FunctionElement):  # noqa: N801 - reads as the SQL function it is
@@ -40,7 +50,8 @@ def _days_between_sqlite(element, compiler, **kw):
     )
 
 
-def date_param(value: dt.date) -> ColumnElement:
+def date_param(value) -> ColumnElement:
+    """A DATE bind parameter of its own for one value."""
     return bindparam(None, value, type_=Date(), unique=True)
 
 
@@ -49,22 +60,26 @@ def _clamp(value, low, high) -> ColumnElement:
     return case((value < low, low), (value > high, high), else_=value)
 
 
-def weeks_due_before(on: dt.date, table=loans) -> ColumnElement:
-    """Installments due strictly before `on` (domain: LoanTerms.weeks_due_before)."""
-    return weeks_due_before_expr(date_param(on), table)
+def _least(a, b) -> ColumnElement:
+    return case((a < b, a), else_=b)
 
 
-def weeks_due_before_expr(on: ColumnElement, table=loans) -> ColumnElement:
-    """weeks_due_before for a DATE expression, e.g. a named bindparam of a statement
-    built once."""
-    days = days_between(on, table.c.start_date)
-    # Integer division truncates toward zero in both databases; the clamp at 0
-    # makes that equal to the floor the domain uses.
-    return _clamp((days - 1) // DAYS_PER_WEEK, literal(0), table.c.weeks)
+def _weeks_within(days, table) -> ColumnElement:
+    """floor(days / 7) clamped to 0..weeks: integer division truncates toward zero
+    in both databases, and the clamp at 0 makes that equal to the floor."""
+    return _clamp(days // DAYS_PER_WEEK, literal(0), table.c.weeks)
+
+
+# loanbilling.domain.loan.LoanTerms
+
+
+def weeks_due_before(on: ColumnElement, table=loans) -> ColumnElement:
+    """Installments due strictly before the DATE `on`: twin of LoanTerms.weeks_due_before."""
+    return _weeks_within(days_between(on, table.c.start_date) - 1, table)
 
 
 def amount_through(week_number, table=loans) -> ColumnElement:
-    """Sum of installments 1..week_number (domain: LoanTerms.amount_through)."""
+    """Sum of installments 1..week_number: twin of LoanTerms.amount_through."""
     return case(
         (week_number >= table.c.weeks, table.c.total_amount),
         (week_number <= 0, literal(0)),
@@ -72,20 +87,225 @@ def amount_through(week_number, table=loans) -> ColumnElement:
     )
 
 
-def paid_count_at(on: dt.date, table=loans) -> ColumnElement:
-    """Installments paid by the end of `on`: the loan row unless `on` is before its
-    latest payment, then one index seek into payments."""
-    past = (
+# loanbilling.domain.loan.Loan
+
+
+def last_week_paid_by(loan_id, on):
+    """The last week settled by the latest payment of `loan_id` dated on or before
+    `on` (no row: none): one index seek, however many payments the loan has. What
+    a read of the past counts where not Loan.knows_paid_count_at(on)."""
+    return (
         select(payments.c.last_week)
-        .where(payments.c.loan_id == table.c.id, payments.c.payment_date <= date_param(on))
+        .where(payments.c.loan_id == loan_id, payments.c.payment_date <= on)
         .order_by(payments.c.payment_date.desc(), payments.c.last_week.desc())
         .limit(1)
-        .scalar_subquery()
     )
-    return case(
-        (
-            (table.c.last_payment_date.is_(None)) | (table.c.last_payment_date <= date_param(on)),
+
+
+def paid_count_at(on: ColumnElement, table=loans) -> ColumnElement:
+    """Installments paid by the end of the DATE `on`: twin of Loan.position's paid
+    count. The loan row's paid_count where Loan.knows_paid_count_at(on), else
+    `last_week_paid_by`."""
+    past = last_week_paid_by(table.c.id, on).scalar_subquery()
+    knows = table.c.last_payment_date.is_(None) | (table.c.last_payment_date <= on)
+    return case((knows, table.c.paid_count), else_=func.coalesce(past, 0))
+
+
+class PositionSql:
+    """Twin of loanbilling.domain.loan.Position: a loan of `table` at a date, given
+    `paid_count`, as SQL expressions. `days` is the number of days from the loan's
+    start to the date and `due_before` its weeks_due_before (and `due_through` its
+    weeks_due_through, if known): passed in, so that a statement may compute them
+    once (e.g. in a CTE)."""
+
+    def __init__(self, table, paid_count, *, days, due_before, due_through=None) -> None:
+        self.table = table
+        self.paid_count = paid_count
+        self.days = days
+        self.due_before = due_before
+        # domain.portfolio.weeks_due_through at the date, where a statement computed it.
+        self.due_through = due_through
+
+    @classmethod
+    def of_row(cls, table, as_of: ColumnElement) -> PositionSql:
+        """The loan row's own paid_count at the DATE `as_of`."""
+        return cls(
+            table,
             table.c.paid_count,
-        ),
-        else_=func.coalesce(past, 0),
+            days=days_between(as_of, table.c.start_date),
+            due_before=weeks_due_before(as_of, table),
+        )
+
+    @property
+    def _behind(self) -> ColumnElement:
+        # Some installment due before the date is unpaid: missed_installments > 0.
+        return self.due_before > self.paid_count
+
+    @property
+    def missed_installments(self) -> ColumnElement:
+        """Twin of Position.missed_installments."""
+        return case((self._behind, self.due_before - self.paid_count), else_=literal(0))
+
+    @property
+    def overdue_amount(self) -> ColumnElement:
+        """Twin of Position.overdue_amount (paid_count + missed_installments is
+        due_before when behind, and the amount is 0 otherwise)."""
+        owed = amount_through(self.due_before, self.table) - amount_through(
+            self.paid_count, self.table
+        )
+        return case((self._behind, owed), else_=literal(0))
+
+    @property
+    def days_past_due(self) -> ColumnElement:
+        """Twin of Position.days_past_due: days since installment paid_count + 1 fell due."""
+        return case(
+            (self._behind, self.days - DAYS_PER_WEEK * (self.paid_count + 1)), else_=literal(0)
+        )
+
+    @property
+    def outstanding_amount(self) -> ColumnElement:
+        """Twin of Position.outstanding_amount."""
+        return self.table.c.total_amount - amount_through(self.paid_count, self.table)
+
+    @property
+    def delinquent(self) -> ColumnElement:
+        """Twin of Position.delinquent."""
+        return self.missed_installments >= self.table.c.delinquency_threshold
+
+    def status_is(self, status: LoanStatus) -> ColumnElement:
+        """Whether Position.status is `status`: twin of Position.status."""
+        paid_off = self.paid_count >= self.table.c.weeks
+        if status is LoanStatus.PAID:
+            return paid_off
+        if status is LoanStatus.DELINQUENT:
+            return ~paid_off & self.delinquent
+        return ~paid_off & ~self.delinquent
+
+
+# loanbilling.domain.events
+
+
+def event_columns(
+    kind, table, position: PositionSql, *, week_number, amount, due_date, business_date, created_at
+) -> list[ColumnElement]:
+    """The outbox row (storage.event_store.EVENT_COLUMNS, in order) of an event about
+    the loan of `table` at `position`: twin of loanbilling.domain.events._event, which
+    gives every event the loan's position figures. No sweep event has a payment."""
+    values = {
+        "kind": kind,
+        "loan_id": table.c.id,
+        "customer_id": table.c.customer_id,
+        "week_number": week_number,
+        "business_date": business_date,
+        "amount": amount,
+        "due_date": due_date,
+        "missed_installments": position.missed_installments,
+        "overdue_amount": position.overdue_amount,
+        "days_past_due": position.days_past_due,
+        "outstanding_amount": position.outstanding_amount,
+        "currency_code": table.c.currency_code,
+        "payment_id": cast(null(), Id),
+        "created_at": created_at,
+    }
+    return [values[name].label(name) for name in EVENT_COLUMNS]
+
+
+def oldest_overdue_week(position: PositionSql) -> ColumnElement:
+    """The week a "loan delinquent" event is keyed by: twin of the week of
+    loanbilling.domain.events.delinquent_event (its amount is the overdue amount)."""
+    return position.paid_count + 1
+
+
+# loanbilling.domain.sweep
+
+
+def is_swept(table=loans) -> ColumnElement:
+    """Twin of domain.sweep.is_swept (the sweep's partial index has the same WHERE)."""
+    return table.c.status != LoanStatus.PAID.value
+
+
+@dataclass(frozen=True)
+class WeekRange:
+    """Weeks after `after` through `through`, as SQL: twin of a Python range."""
+
+    after: ColumnElement
+    through: ColumnElement
+
+    def any(self) -> ColumnElement:
+        return self.through > self.after
+
+    def holds(self, week_number) -> ColumnElement:
+        return (week_number > self.after) & (week_number <= self.through)
+
+
+def schedule_event_weeks(position: PositionSql, window_end: ColumnElement) -> WeekRange:
+    """Twin of domain.sweep.schedule_event_weeks; `window_end` is the DATE
+    domain.sweep.reminder_window_end gives."""
+    return WeekRange(position.paid_count, weeks_due_before(window_end, position.table))
+
+
+def schedule_event_kind(due_date, as_of: ColumnElement) -> ColumnElement:
+    """Twin of domain.sweep.schedule_event_kind, for an unpaid installment due on `due_date`."""
+    return case(
+        (due_date < as_of, literal(EventKind.INSTALLMENT_MISSED.value)),
+        else_=literal(EventKind.PAYMENT_DUE_SOON.value),
     )
+
+
+def flips_to_delinquent(position: PositionSql) -> ColumnElement:
+    """Twin of domain.sweep.flips_to_delinquent, on the loan row's stored status."""
+    return (position.table.c.status == LoanStatus.ACTIVE.value) & position.delinquent
+
+
+# loanbilling.domain.portfolio
+
+
+def in_portfolio(as_of: ColumnElement, currency_code: str, table=loans) -> ColumnElement:
+    """Twin of domain.portfolio.in_portfolio."""
+    return (table.c.currency_code == currency_code) & (table.c.start_date <= as_of)
+
+
+def weeks_due_through(position: PositionSql) -> ColumnElement:
+    """Twin of domain.portfolio.weeks_due_through at the position's date."""
+    if position.due_through is not None:
+        return position.due_through
+    return _weeks_within(position.days, position.table)
+
+
+def in_risk_bucket(days_past_due, bucket: tuple[int, int | None]) -> ColumnElement:
+    """Twin of domain.portfolio.in_risk_bucket."""
+    low, high = bucket
+    held = days_past_due >= low
+    return held if high is None else held & (days_past_due <= high)
+
+
+def loan_totals(position: PositionSql) -> dict[str, ColumnElement]:
+    """What the loan adds to each summed figure: twin of domain.portfolio.loan_totals
+    (with domain.portfolio.due_amount and collected_toward_due inside)."""
+    t = position.table
+    due_through = weeks_due_through(position)
+    outstanding = position.outstanding_amount
+    one, zero = literal(1), literal(0)
+
+    def where(condition, value) -> ColumnElement:
+        return case((condition, value), else_=zero)
+
+    totals = {
+        "loan_count": one,
+        "principal_disbursed": t.c.principal_amount,
+        "total_repayable": t.c.total_amount,
+        "outstanding_amount": outstanding,
+        "overdue_amount": position.overdue_amount,
+        "due_amount": amount_through(due_through, t),
+        "collected_toward_due": amount_through(_least(position.paid_count, due_through), t),
+    }
+    for status, (count, principal, owed) in STATUS_TOTALS.items():
+        held = position.status_is(status)
+        totals[count] = where(held, one)
+        totals[principal] = where(held, t.c.principal_amount)
+        totals[owed] = where(held, outstanding)
+    for bucket, (count, owed) in zip(PAR_BUCKETS, BUCKET_TOTALS, strict=True):
+        held = in_risk_bucket(position.days_past_due, bucket)
+        totals[count] = where(held, one)
+        totals[owed] = where(held, outstanding)
+    return totals

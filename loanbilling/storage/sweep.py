@@ -1,7 +1,8 @@
 """The delinquency sweep as set-based SQL over one bounded batch of unpaid loans.
 
-Each statement mirrors a pure rule (see loanbilling.storage.sql) and runs on
-every loan of the batch at once. The unique (loan, kind, week) constraint on
+What a sweep writes for a loan is loanbilling.domain.sweep.sweep_loan; the
+statements here apply it to every loan of a batch at once, built from its SQL
+twins in loanbilling.storage.sql. The unique (loan, kind, week) constraint on
 events makes the sweep idempotent: a second sweep for the same date, on this
 replica or another, at the same time or later, writes nothing new.
 
@@ -18,7 +19,6 @@ import datetime as dt
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from sqlalchemy import (
     Connection,
@@ -28,7 +28,6 @@ from sqlalchemy import (
     Integer,
     and_,
     bindparam,
-    case,
     func,
     literal,
     select,
@@ -38,50 +37,34 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from loanbilling.domain.events import EventKind
-from loanbilling.domain.loan import DAYS_PER_WEEK, LoanStatus
+from loanbilling.domain.loan import LoanStatus
+from loanbilling.domain.sweep import reminder_window_end
 from loanbilling.storage.database import autocommit, is_postgresql, transaction
-from loanbilling.storage.sql import amount_through, days_between, weeks_due_before_expr
+from loanbilling.storage.event_store import EVENT_COLUMNS
+from loanbilling.storage.interfaces import SweepBatch
+from loanbilling.storage.sql import (
+    PositionSql,
+    event_columns,
+    flips_to_delinquent,
+    is_swept,
+    oldest_overdue_week,
+    schedule_event_kind,
+    schedule_event_weeks,
+)
 from loanbilling.storage.tables import Id, events, installments, loans
-
-UNPAID = loans.c.status != LoanStatus.PAID.value
 
 # The values a batch binds.
 AS_OF = bindparam("as_of", type_=Date())
-# The day after the reminder window: installments due before it are due soon.
-WINDOW_AFTER = bindparam("window_after", type_=Date())
+WINDOW_END = bindparam("window_end", type_=Date())  # domain.sweep.reminder_window_end
 NOW = bindparam("now", type_=DateTime(timezone=True))
 AFTER_LOAN_ID = bindparam("after_loan_id", type_=Id)
 BATCH_SIZE = bindparam("batch_size", type_=Integer())
 LAST_LOAN_ID = bindparam("last_loan_id", type_=Id)  # SQLite: the bound found first
 FLIPPED_IDS = bindparam("flipped_ids", expanding=True, type_=Id)  # SQLite
 
-EVENT_COLUMNS = [
-    "kind",
-    "loan_id",
-    "customer_id",
-    "week_number",
-    "business_date",
-    "created_at",
-    "amount",
-    "due_date",
-    "missed_installments",
-    "overdue_amount",
-    "days_past_due",
-    "outstanding_amount",
-    "currency_code",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class BatchResult:
-    last_loan_id: int | None  # None: no loans left after the batch start
-    loans_checked: int
-    newly_delinquent: int
-    events_written: int
-
 
 @contextmanager
-def batch_connection(engine: Engine) -> Iterator[Connection]:
+def _batch_connection(engine: Engine) -> Iterator[Connection]:
     """Where one batch runs: autocommit on PostgreSQL (the batch is one statement,
     hence one transaction), a write transaction on SQLite."""
     if is_postgresql(engine):
@@ -92,73 +75,34 @@ def batch_connection(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-def _event_columns(kind, table, week, amount, due):
-    """The event columns computed in SQL from a loan row (of `table`: loans, or the
-    loans an UPDATE returned) at AS_OF."""
-    due_before = weeks_due_before_expr(AS_OF, table)
-    missed = case((due_before > table.c.paid_count, due_before - table.c.paid_count), else_=0)
-    days_past_due = case(
-        (
-            missed > 0,
-            days_between(AS_OF, table.c.start_date) - DAYS_PER_WEEK * (table.c.paid_count + 1),
-        ),
-        else_=0,
-    )
-    return [
-        kind.label("kind"),
-        table.c.id.label("loan_id"),
-        table.c.customer_id.label("customer_id"),
-        week.label("week_number"),
-        AS_OF.label("business_date"),
-        NOW.label("created_at"),
-        amount.label("amount"),
-        due.label("due_date"),
-        missed.label("missed_installments"),
-        (
-            amount_through(table.c.paid_count + missed, table)
-            - amount_through(table.c.paid_count, table)
-        ).label("overdue_amount"),
-        days_past_due.label("days_past_due"),
-        table.c.outstanding_amount.label("outstanding_amount"),
-        table.c.currency_code.label("currency_code"),
-    ]
-
-
 def _schedule_rows(in_batch):
-    """ "Installment missed" (unpaid, due before AS_OF) and "payment due soon" (unpaid,
-    due from AS_OF to the end of the reminder window) events of the batch's loans.
+    """The schedule events ("installment missed", "payment due soon") of the batch's loans.
 
-    The two week ranges are adjacent, (paid_count, due_before] and (due_before,
-    due_soon_before], so one join covers both, each loan's rows in week order. The
-    range is bounded by arithmetic, so the join is an index range scan per loan,
-    and a loan with nothing unpaid in it (most of a batch) is not joined at all.
+    The range of weeks is bounded by arithmetic, so the join is an index range
+    scan per loan, and a loan with nothing unpaid in it (most of a batch) is not
+    joined at all; each loan's rows come in week order.
     """
-    due_before = weeks_due_before_expr(AS_OF)
-    due_soon_before = weeks_due_before_expr(WINDOW_AFTER)
-    kind = case(
-        (installments.c.week_number <= due_before, literal(EventKind.INSTALLMENT_MISSED.value)),
-        else_=literal(EventKind.PAYMENT_DUE_SOON.value),
-    )
+    position = PositionSql.of_row(loans, AS_OF)
+    weeks = schedule_event_weeks(position, WINDOW_END)
     return (
         select(
-            *_event_columns(
-                kind,
+            *event_columns(
+                schedule_event_kind(installments.c.due_date, AS_OF),
                 loans,
-                installments.c.week_number,
-                installments.c.amount,
-                installments.c.due_date,
+                position,
+                week_number=installments.c.week_number,
+                amount=installments.c.amount,
+                due_date=installments.c.due_date,
+                business_date=AS_OF,
+                created_at=NOW,
             )
         )
         .select_from(loans)
         .join(
             installments,
-            and_(
-                installments.c.loan_id == loans.c.id,
-                installments.c.week_number > loans.c.paid_count,
-                installments.c.week_number <= due_soon_before,
-            ),
+            and_(installments.c.loan_id == loans.c.id, weeks.holds(installments.c.week_number)),
         )
-        .where(in_batch, due_soon_before > loans.c.paid_count)
+        .where(in_batch, weeks.any())
     )
 
 
@@ -167,31 +111,27 @@ def _flip(in_batch):
     commits first (and cures) is seen; only the sweep that flips a loan reports it."""
     return (
         update(loans)
-        .where(
-            in_batch,
-            loans.c.status == LoanStatus.ACTIVE.value,
-            weeks_due_before_expr(AS_OF) - loans.c.paid_count >= loans.c.delinquency_threshold,
-        )
+        .where(in_batch, flips_to_delinquent(PositionSql.of_row(loans, AS_OF)))
         .values(status=LoanStatus.DELINQUENT.value, updated_at=NOW)
     )
 
 
 def _delinquent_rows(table):
     """ "Loan delinquent" events of the loans in `table` (just flipped)."""
-    oldest_overdue = table.c.paid_count + 1
+    position = PositionSql.of_row(table, AS_OF)
+    oldest = oldest_overdue_week(position)
     return select(
-        *_event_columns(
+        *event_columns(
             literal(EventKind.LOAN_DELINQUENT.value),
             table,
-            oldest_overdue,
-            amount_through(weeks_due_before_expr(AS_OF, table), table)
-            - amount_through(table.c.paid_count, table),
-            select(installments.c.due_date)
-            .where(
-                installments.c.loan_id == table.c.id,
-                installments.c.week_number == oldest_overdue,
-            )
+            position,
+            week_number=oldest,
+            amount=position.overdue_amount,
+            due_date=select(installments.c.due_date)
+            .where(installments.c.loan_id == table.c.id, installments.c.week_number == oldest)
             .scalar_subquery(),
+            business_date=AS_OF,
+            created_at=NOW,
         )
     )
 
@@ -200,7 +140,7 @@ def _insert_ignoring_duplicates(dialect, rows):
     """INSERT ... SELECT ... ON CONFLICT DO NOTHING on the (loan, kind, week) key."""
     return (
         dialect.insert(events)
-        .from_select(EVENT_COLUMNS, rows)
+        .from_select(list(EVENT_COLUMNS), rows)
         .on_conflict_do_nothing(index_elements=["loan_id", "kind", "week_number"])
     )
 
@@ -208,7 +148,7 @@ def _insert_ignoring_duplicates(dialect, rows):
 def _batch_ids():
     return (
         select(loans.c.id)
-        .where(UNPAID, loans.c.id > AFTER_LOAN_ID)
+        .where(is_swept(), loans.c.id > AFTER_LOAN_ID)
         .order_by(loans.c.id)
         .limit(BATCH_SIZE)
         .subquery("batch_ids")
@@ -235,7 +175,7 @@ def _postgresql_batch():
     in_batch = and_(
         loans.c.id > AFTER_LOAN_ID,
         loans.c.id <= select(bounds.c.last_loan_id).scalar_subquery(),
-        UNPAID,
+        is_swept(),
     )
     flipped = (
         _flip(in_batch)
@@ -247,7 +187,6 @@ def _postgresql_batch():
             loans.c.paid_count,
             loans.c.total_amount,
             loans.c.weekly_payment,
-            loans.c.outstanding_amount,
             loans.c.currency_code,
         )
         .cte("flipped")
@@ -273,7 +212,7 @@ def _postgresql_batch():
 def _sqlite_statements():
     ids = _batch_ids()
     bounds = select(func.max(ids.c.id), func.count())
-    in_batch = and_(loans.c.id > AFTER_LOAN_ID, loans.c.id <= LAST_LOAN_ID, UNPAID)
+    in_batch = and_(loans.c.id > AFTER_LOAN_ID, loans.c.id <= LAST_LOAN_ID, is_swept())
     return (
         bounds,
         _insert_ignoring_duplicates(sqlite, _schedule_rows(in_batch)),
@@ -284,36 +223,41 @@ def _sqlite_statements():
     )
 
 
-def sweep_batch(
-    conn: Connection,
-    *,
-    as_of: dt.date,
-    after_loan_id: int,
-    batch_size: int,
-    reminder_days: int,
-    now: dt.datetime,
-) -> BatchResult:
-    """Sweeps the next `batch_size` unpaid loans with an id above `after_loan_id`."""
-    params = {
-        "as_of": as_of,
-        "window_after": as_of + dt.timedelta(days=reminder_days + 1),
-        "now": now,
-        "after_loan_id": after_loan_id,
-        "batch_size": batch_size,
-    }
+def _run_batch(conn: Connection, params: dict) -> SweepBatch:
     if conn.dialect.name == "postgresql":
         last, checked, written, flipped = conn.execute(_postgresql_batch(), params).one()
         if last is None:
-            return BatchResult(None, 0, 0, 0)
-        return BatchResult(last, checked, flipped, written)
+            return SweepBatch(None, 0, 0, 0)
+        return SweepBatch(last, checked, flipped, written)
 
     bounds, schedule, flip, delinquent = _sqlite_statements()
     last, checked = conn.execute(bounds, params).one()
     if last is None:
-        return BatchResult(None, 0, 0, 0)
+        return SweepBatch(None, 0, 0, 0)
     params["last_loan_id"] = last
     written = conn.execute(schedule, params).rowcount
     flipped = conn.execute(flip, params).scalars().all()
     if flipped:
         written += conn.execute(delinquent, {**params, "flipped_ids": flipped}).rowcount
-    return BatchResult(last, checked, len(flipped), written)
+    return SweepBatch(last, checked, len(flipped), written)
+
+
+def sweep_batch(
+    engine: Engine,
+    *,
+    as_of: dt.date,
+    after_loan_id: int,
+    batch_size: int,
+    reminder_days: int,
+) -> SweepBatch:
+    """Sweeps the next `batch_size` unpaid loans with an id above `after_loan_id`,
+    in one short transaction of its own."""
+    params = {
+        "as_of": as_of,
+        "window_end": reminder_window_end(as_of, reminder_days),
+        "now": dt.datetime.now(dt.UTC),
+        "after_loan_id": after_loan_id,
+        "batch_size": batch_size,
+    }
+    with _batch_connection(engine) as conn:
+        return _run_batch(conn, params)

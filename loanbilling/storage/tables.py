@@ -111,7 +111,7 @@ payments = Table(
 )
 
 # The outbox. An event is inserted in the transaction of the change it reports,
-# with `sequence` NULL; the sequencer (loanbilling.events.sequencer) numbers
+# with `sequence` NULL; the sequencer (loanbilling.storage.numbering) numbers
 # committed events afterwards in one serialised step, so that a reader
 # following `sequence` never skips a row that commits late.
 events = Table(

@@ -20,6 +20,7 @@ from microfin.loanbilling.v1 import analytics_service_pb2_grpc
 from loanbilling.api.analytics_servicer import AnalyticsServicer
 from loanbilling.api.malformed import add_tolerant
 from loanbilling.services.analytics import AnalyticsService
+from loanbilling.storage.unit_of_work import sql_storage
 from tests.conftest import START
 from tests.support.api import details_of, pb_date, py_date
 
@@ -38,7 +39,7 @@ def analytics(engine, clock):
         server = grpc.aio.server()
         add_tolerant(
             analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server,
-            AnalyticsServicer(AnalyticsService(engine, clock), executor),
+            AnalyticsServicer(AnalyticsService(sql_storage(engine), clock), executor),
             server,
         )
         port = server.add_insecure_port("127.0.0.1:0")

@@ -14,9 +14,10 @@ from microfin.loanbilling.v1 import notification_service_pb2 as notify
 from microfin.loanbilling.v1 import resources_pb2 as pb
 from sqlalchemy import func, select
 
-from loanbilling.events.sequencer import assign_all
 from loanbilling.services.sweep import SweepService
+from loanbilling.storage.numbering import number_all
 from loanbilling.storage.tables import events
+from loanbilling.storage.unit_of_work import sql_storage
 from tests.conftest import START
 from tests.support.api import create_canonical_loan, create_customer, pay, pb_date, py_date
 
@@ -231,7 +232,7 @@ def test_concurrent_sweeps_write_each_event_once(engine, billing, clock):
         for _ in range(60)
     ]
     clock.current = due(3) + DAY  # weeks 1-3 missed, week 4 due in 6 days
-    sweeps = [SweepService(engine, clock, batch_size=7) for _ in range(4)]
+    sweeps = [SweepService(sql_storage(engine), clock, batch_size=7) for _ in range(4)]
     barrier = threading.Barrier(len(sweeps))
 
     def run(service):
@@ -243,7 +244,7 @@ def test_concurrent_sweeps_write_each_event_once(engine, billing, clock):
     assert sum(r.newly_delinquent for r in reports) == len(loans)
     expected = len(loans) * (3 + 1)  # three missed, one delinquent each
     assert sum(r.events_written for r in reports) == expected
-    assign_all(engine)
+    number_all(engine)
     with engine.connect() as conn:
         kinds = dict(
             conn.execute(select(events.c.kind, func.count()).group_by(events.c.kind)).all()
@@ -275,7 +276,7 @@ def test_sequences_are_gap_free_under_concurrent_writers(engine, billing, clock)
 
     def sequencer():
         while not stop.is_set():
-            assign_all(engine)
+            number_all(engine)
 
     def payer(loan_id):
         for week in range(1, 11):
@@ -289,7 +290,7 @@ def test_sequences_are_gap_free_under_concurrent_writers(engine, billing, clock)
         list(pool.map(payer, loans))
     stop.set()
     numbering.join()
-    assign_all(engine)
+    number_all(engine)
     with engine.connect() as conn:
         rows = conn.execute(
             select(

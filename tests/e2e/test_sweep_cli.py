@@ -20,9 +20,10 @@ from microfin.loanbilling.v1 import (
 )
 
 from loanbilling.clock import FixedClock
-from loanbilling.events.sequencer import assign_all
 from loanbilling.services.billing import BillingService
 from loanbilling.storage.database import make_engine
+from loanbilling.storage.numbering import number_all
+from loanbilling.storage.unit_of_work import sql_storage
 from tests.e2e.processes import ServerProcess, clean_env, run_cli
 
 pytestmark = pytest.mark.timeout(120)
@@ -43,7 +44,7 @@ def two_weeks_paid(database_url):
     numbered)."""
     engine = make_engine(database_url)
     try:
-        billing = BillingService(engine, FixedClock(dt.date(2026, 1, 19)))
+        billing = BillingService(sql_storage(engine), FixedClock(dt.date(2026, 1, 19)))
         customer = billing.create_customer(
             name="Siti Rahayu", email="siti@example.com", phone="+62 812-3456-7890"
         )
@@ -61,7 +62,7 @@ def two_weeks_paid(database_url):
                 payment_date=START + dt.timedelta(days=7 * week),
                 idempotency_key=f"pay-{loan.id}-w{week}",
             )
-        assert assign_all(engine) == 3  # created, received, received
+        assert number_all(engine).count == 3  # created, received, received
     finally:
         engine.dispose()
     return database_url

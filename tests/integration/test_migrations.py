@@ -18,6 +18,7 @@ from loanbilling.storage.migrate import (
     head_revision,
     upgrade,
 )
+from loanbilling.storage.unit_of_work import sql_storage
 from tests.support.books import assert_books_exact
 from tests.support.databases import sqlite_url
 
@@ -94,7 +95,7 @@ def test_upgrade_from_the_first_migration_keeps_the_books(empty_url):
         # The upgraded books serve the current code, old rows and new alike.
         # (PostgreSQL's identities start at 1: rows inserted with explicit ids by
         # hand would collide, so new rows here go through the code only on SQLite.)
-        billing = BillingService(engine, FixedClock(START + dt.timedelta(days=14)))
+        billing = BillingService(sql_storage(engine), FixedClock(START + dt.timedelta(days=14)))
         position = billing.get_position(1).position
         assert (position.paid_count, position.outstanding_amount) == (1, 5_390_000)
         assert billing.get_customer(1).email == "siti@example.com"

@@ -11,18 +11,14 @@ import pytest
 from microfin.loanbilling.v1 import events_pb2, loan_service_pb2_grpc
 from sqlalchemy import select, text
 
-from loanbilling.api.convert import event_to_pb
 from loanbilling.config import Settings
-from loanbilling.events.relay import (
-    CURSOR_NAME,
-    AmqpRelay,
-    advance_cursor,
-    read_cursor,
-    routing_key,
-)
-from loanbilling.events.sequencer import assign_all
+from loanbilling.contract.events import event_to_pb
+from loanbilling.domain.events import Event
+from loanbilling.events.relay import CURSOR_NAME, AmqpRelay, routing_key
+from loanbilling.storage.consumer_cursors import advance_cursor, read_cursor
 from loanbilling.storage.database import make_engine, transaction
-from loanbilling.storage.event_store import StoredEvent, events_after
+from loanbilling.storage.numbering import number_all
+from loanbilling.storage.outbox import Outbox
 from loanbilling.storage.tables import consumer_cursors
 from tests.conftest import START
 from tests.support.api import create_canonical_loan, create_customer, pay
@@ -83,7 +79,7 @@ class Relays:
         self.running: dict[AmqpRelay, object] = {}
 
     def start(self, engine, *, url: str = AMQP_URL, **options) -> AmqpRelay:
-        relay = AmqpRelay(engine, url, exchange=self.exchange, **{**FAST, **options})
+        relay = AmqpRelay(Outbox(engine), url, exchange=self.exchange, **{**FAST, **options})
         self.running[relay] = self.aio.spawn(relay.run(), name="relay")
         return relay
 
@@ -118,12 +114,11 @@ def write_events(billing, engine, *, loans: int, tag: str) -> None:
             start_date=START,
         ).loan
         billing.make_payment(loan_id=loan.id, amount=110_000, idempotency_key=f"{tag}-{n}")
-    assign_all(engine)
+    number_all(engine)
 
 
-def stored(engine, after: int = 0) -> list[StoredEvent]:
-    with transaction(engine, write=False) as conn:
-        return events_after(conn, after, limit=100_000)
+def stored(engine, after: int = 0) -> list[Event]:
+    return Outbox(engine).events_after(after, limit=100_000)
 
 
 def cursor_of(engine) -> int:
@@ -131,7 +126,7 @@ def cursor_of(engine) -> int:
         return read_cursor(conn, CURSOR_NAME)
 
 
-def assert_relayed(received, expected: list[StoredEvent]) -> None:
+def assert_relayed(received, expected: list[Event]) -> None:
     """Each event once, in sequence order, as the documented message."""
     assert [m.message_id for m in received] == [str(e.sequence) for e in expected]
     for message, event in zip(received, expected, strict=True):
@@ -244,7 +239,7 @@ def test_the_cursor_only_moves_forward(engine):
 
 def test_refuses_a_url_that_is_not_amqp(engine):
     with pytest.raises(ValueError, match="not an AMQP URL"):
-        AmqpRelay(engine, "http://127.0.0.1:5672/")
+        AmqpRelay(Outbox(engine), "http://127.0.0.1:5672/")
 
 
 def advisory_holders(engine) -> list[int]:

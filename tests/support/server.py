@@ -15,7 +15,9 @@ from loanbilling.server import App, start
 
 
 class ServerThread:
-    def __init__(self, engine: Engine, clock: BusinessClock, **settings) -> None:
+    def __init__(
+        self, engine: Engine, clock: BusinessClock, one_statement: bool | None = None, **settings
+    ) -> None:
         self.settings = Settings(
             listen="127.0.0.1:0",
             health_interval_s=0.2,
@@ -25,6 +27,7 @@ class ServerThread:
         )
         self.engine = engine
         self.clock = clock
+        self.one_statement = one_statement
         self.loop = asyncio.new_event_loop()
         self.app: App | None = None
         self._ready = threading.Event()
@@ -35,7 +38,12 @@ class ServerThread:
         asyncio.set_event_loop(self.loop)
         try:
             self.app = self.loop.run_until_complete(
-                start(self.settings, engine=self.engine, clock=self.clock)
+                start(
+                    self.settings,
+                    engine=self.engine,
+                    clock=self.clock,
+                    one_statement=self.one_statement,
+                )
             )
         except BaseException as error:  # surfaced to the test by start()
             self._error = error

@@ -1,0 +1,174 @@
+"""Portfolio figures at a date: which loans count, what each adds, the rates.
+
+A portfolio is the loans of one currency started on or before a date, each as
+it stood at the end of that date (a Position). Every summed figure is a sum of
+per-loan amounts (`loan_totals`); the rates and the collected amount are
+derived from the sums (`figures_from_totals`). Storage computes the same sums
+in one SQL statement, whose twins are in loanbilling.storage.sql, and hands
+them to `figures_from_totals`; tests/integration/test_portfolio_sql.py
+compares it with `portfolio_figures` on both databases.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from loanbilling.domain.loan import BPS_DENOMINATOR, LoanStatus, LoanTerms, Position
+
+# Portfolio-at-risk buckets by days past due, bounds inclusive; None: no upper bound.
+PAR_BUCKETS: tuple[tuple[int, int | None], ...] = ((1, 6), (7, 13), (14, 29), (30, None))
+
+
+@dataclass(frozen=True, slots=True)
+class StatusFigures:
+    loan_count: int
+    principal_amount: int
+    outstanding_amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class RiskBucketFigures:
+    min_days_past_due: int
+    max_days_past_due: int | None
+    loan_count: int
+    outstanding_amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioFigures:
+    loan_count: int
+    active: StatusFigures
+    delinquent: StatusFigures
+    paid: StatusFigures
+    principal_disbursed: int
+    total_repayable: int
+    collected_amount: int
+    outstanding_amount: int
+    overdue_amount: int
+    due_amount: int
+    # Of due_amount, what has been paid: paying ahead of the schedule is not counted.
+    collected_toward_due: int
+    portfolio_at_risk: tuple[RiskBucketFigures, ...]
+    delinquency_rate_bps: int
+    collection_rate_bps: int
+
+
+def in_portfolio(terms: LoanTerms, as_of: dt.date, currency_code: str) -> bool:
+    """A portfolio at a date counts the loans in its currency started on or before it."""
+    return terms.currency_code == currency_code and terms.start_date <= as_of
+
+
+def weeks_due_through(terms: LoanTerms, on: dt.date) -> int:
+    """How many installments fell due on or before `on`: those due before the next day."""
+    if on == dt.date.max:  # no next day; every installment falls due before it
+        return terms.weeks
+    return terms.weeks_due_before(on + dt.timedelta(days=1))
+
+
+def due_amount(position: Position) -> int:
+    """The installments due on or before as_of, paid or not."""
+    return position.terms.amount_through(weeks_due_through(position.terms, position.as_of))
+
+
+def collected_toward_due(position: Position) -> int:
+    """Of `due_amount`, what has been paid: installments paid ahead are not counted."""
+    due = weeks_due_through(position.terms, position.as_of)
+    return position.terms.amount_through(min(position.paid_count, due))
+
+
+def in_risk_bucket(days_past_due: int, bucket: tuple[int, int | None]) -> bool:
+    low, high = bucket
+    return days_past_due >= low and (high is None or days_past_due <= high)
+
+
+def rate_bps(part: int, whole: int) -> int:
+    """part / whole in basis points, rounded down; 0 when there is no whole."""
+    return part * BPS_DENOMINATOR // whole if whole else 0
+
+
+# The summed figures, by name: what `loan_totals` gives per loan and what storage
+# sums in SQL (loanbilling.storage.sql.loan_totals), then `figures_from_totals` reads.
+# Per status and per PAR bucket: (count, principal, outstanding) / (count, outstanding).
+STATUS_TOTALS: dict[LoanStatus, tuple[str, str, str]] = {
+    status: (f"{key}_count", f"{key}_principal", f"{key}_outstanding")
+    for status, key in ((s, s.value.lower()) for s in LoanStatus)
+}
+BUCKET_TOTALS: tuple[tuple[str, str], ...] = tuple(
+    (f"par{i}_count", f"par{i}_outstanding") for i in range(len(PAR_BUCKETS))
+)
+TOTALS: tuple[str, ...] = (
+    "loan_count",
+    "principal_disbursed",
+    "total_repayable",
+    "outstanding_amount",
+    "overdue_amount",
+    "due_amount",
+    "collected_toward_due",
+    *(name for names in STATUS_TOTALS.values() for name in names),
+    *(name for names in BUCKET_TOTALS for name in names),
+)
+
+
+def loan_totals(position: Position) -> dict[str, int]:
+    """What one loan of the portfolio adds to each of TOTALS (0 where it is not counted)."""
+    terms = position.terms
+    outstanding = position.outstanding_amount
+    totals = dict.fromkeys(TOTALS, 0)
+    totals.update(
+        loan_count=1,
+        principal_disbursed=terms.principal_amount,
+        total_repayable=terms.total_amount,
+        outstanding_amount=outstanding,
+        overdue_amount=position.overdue_amount,
+        due_amount=due_amount(position),
+        collected_toward_due=collected_toward_due(position),
+    )
+    count, principal, owed = STATUS_TOTALS[position.status]
+    totals.update({count: 1, principal: terms.principal_amount, owed: outstanding})
+    for bucket, (count, owed) in zip(PAR_BUCKETS, BUCKET_TOTALS, strict=True):
+        if in_risk_bucket(position.days_past_due, bucket):
+            totals.update({count: 1, owed: outstanding})
+    return totals
+
+
+def figures_from_totals(totals: Mapping[str, int]) -> PortfolioFigures:
+    """The portfolio's figures from the sums over its loans of `loan_totals`."""
+
+    def status(s: LoanStatus) -> StatusFigures:
+        return StatusFigures(*(totals[name] for name in STATUS_TOTALS[s]))
+
+    active, delinquent = status(LoanStatus.ACTIVE), status(LoanStatus.DELINQUENT)
+    due, toward_due = totals["due_amount"], totals["collected_toward_due"]
+    return PortfolioFigures(
+        loan_count=totals["loan_count"],
+        active=active,
+        delinquent=delinquent,
+        paid=status(LoanStatus.PAID),
+        principal_disbursed=totals["principal_disbursed"],
+        total_repayable=totals["total_repayable"],
+        collected_amount=totals["total_repayable"] - totals["outstanding_amount"],
+        outstanding_amount=totals["outstanding_amount"],
+        overdue_amount=totals["overdue_amount"],
+        due_amount=due,
+        collected_toward_due=toward_due,
+        portfolio_at_risk=tuple(
+            RiskBucketFigures(low, high, totals[count], totals[owed])
+            for (low, high), (count, owed) in zip(PAR_BUCKETS, BUCKET_TOTALS, strict=True)
+        ),
+        delinquency_rate_bps=rate_bps(
+            delinquent.loan_count, active.loan_count + delinquent.loan_count
+        ),
+        collection_rate_bps=rate_bps(toward_due, due),
+    )
+
+
+def portfolio_figures(positions: Iterable[Position]) -> PortfolioFigures:
+    """The figures of a portfolio: `positions` are its loans (see `in_portfolio`) at
+    the end of one date."""
+    sums = dict.fromkeys(TOTALS, 0)
+    for position in positions:
+        for name, value in loan_totals(position).items():
+            sums[name] += value
+    return figures_from_totals(sums)
