@@ -31,11 +31,15 @@ proto: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench --json bench-results.json $(BENCH_ARGS)
 
-## lint: ruff, the layer contracts (import-linter), buf lint (STANDARD) and hadolint
+## lint: ruff, the layer contracts (import-linter), buf lint (STANDARD), buf breaking
+## (FILE, against the commit in proto/BASELINE; BUF_BREAKING_AGAINST=<ref> for
+## another) and hadolint
+BUF_BREAKING_AGAINST ?=
 lint: $(STAMP)
 	$(BIN)/ruff check loanbilling tests bench
 	$(BIN)/lint-imports
 	bash scripts/buf_lint.sh $(BIN)/python
+	bash scripts/buf_breaking.sh $(BIN)/python $(BUF_BREAKING_AGAINST)
 	$(BIN)/hadolint Dockerfile
 
 clean:

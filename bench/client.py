@@ -19,7 +19,8 @@ answers each with one JSON line on stdout:
   {"op": "exit"}
 
 Payment state (installments left per loan) lives here across runs, so later
-phases keep paying valid amounts on the same loans.
+phases keep paying valid amounts on the same loans, and PayOffLoan (one call
+per loan, its exact payoff amount) never sends a loan twice.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from microfin.loanbilling.v1 import (
     loan_service_pb2_grpc,
     notification_service_pb2,
     notification_service_pb2_grpc,
+    resources_pb2,
 )
 
 from bench.stats import percentile, summarize
@@ -56,6 +58,10 @@ CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 8 * 1024 * 1024)]
 
 class Exhausted(Exception):
     """The workload has nothing valid left to send (e.g. every loan paid off)."""
+
+
+class WrongAnswer(Exception):
+    """An OK answer that is not the one the workload knows it must be: an error."""
 
 
 def _date(text: str | None) -> date_pb2.Date | None:
@@ -98,7 +104,7 @@ class Client:
         if rpc == "health":
             request = health_pb2.HealthCheckRequest()
             return lambda: self.health.Check(request, timeout=timeout)
-        if rpc in ("get_outstanding", "is_delinquent", "get_loan"):
+        if rpc in ("get_outstanding", "is_delinquent", "get_loan", "payoff_quote"):
             pick = IdPicker(spec["ids"])
             as_of = _date(spec.get("as_of"))
             method, message = {
@@ -108,6 +114,10 @@ class Client:
                 ),
                 "is_delinquent": (self.loans.IsDelinquent, loan_service_pb2.IsDelinquentRequest),
                 "get_loan": (self.loans.GetLoan, loan_service_pb2.GetLoanRequest),
+                "payoff_quote": (
+                    self.loans.GetPayoffQuote,
+                    loan_service_pb2.GetPayoffQuoteRequest,
+                ),
             }[rpc]
             return lambda: method(message(loan_id=pick(), as_of=as_of), timeout=timeout)
         if rpc == "list_payments":
@@ -131,6 +141,8 @@ class Client:
             return self._pay_many(spec)
         if rpc == "pay_hot":
             return self._pay_hot(spec)
+        if rpc == "pay_off":
+            return self._pay_off(spec)
         raise ValueError(f"unknown rpc {rpc!r}")
 
     def _init_left(self, lo: int, hi: int, weeks: int, paid: int) -> list[int]:
@@ -213,6 +225,41 @@ class Client:
 
         return once
 
+    def _pay_off(self, spec: dict):
+        """Each call pays off the next loan never sent before, with its exact payoff
+        amount: under FULL payoff interest the outstanding, INSTALLMENT x the
+        installments left, known from the seeded layout (weeks, paid)."""
+        lo, hi = spec["loans"]
+        queue = collections.deque(self._init_left(lo, hi, spec["weeks"], spec["paid"]))
+        paid, payoff = resources_pb2.LOAN_STATUS_PAID, resources_pb2.PAYMENT_KIND_PAYOFF
+
+        async def once():
+            if not queue:
+                raise Exhausted
+            loan_id = queue.popleft()
+            amount = INSTALLMENT * self.left[loan_id]
+            # Sent once whatever the outcome: a loan found already paid off (a
+            # FAILED_PRECONDITION) would be a fault of the bench, and counts as an error.
+            self.left[loan_id] = 0
+            answer = await self.loans.PayOffLoan(
+                loan_service_pb2.PayOffLoanRequest(
+                    loan_id=loan_id,
+                    amount=amount,
+                    idempotency_key=f"bench-payoff-{self.run_id}-{next(self.keys)}",
+                ),
+                timeout=CALL_TIMEOUT_S,
+            )
+            if (
+                answer.replayed
+                or answer.status != paid
+                or answer.payment.kind != payoff
+                or answer.payment.amount != amount
+                or answer.payment.outstanding_amount_after != 0
+            ):
+                raise WrongAnswer(f"loan {loan_id}: {answer}")
+
+        return once
+
     # Measuring
 
     async def run(self, command: dict) -> dict:
@@ -259,6 +306,10 @@ class Client:
                     outcome = None
                     code = error.code().name
                     error_samples.setdefault(code, (error.details() or "")[:300])
+                except WrongAnswer as error:
+                    outcome = None
+                    code = "WRONG_ANSWER"
+                    error_samples.setdefault(code, str(error)[:300])
                 t1 = time.perf_counter()
                 if not counted(t1):
                     continue

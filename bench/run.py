@@ -22,7 +22,14 @@ from microfin.loanbilling.v1 import loan_service_pb2, loan_service_pb2_grpc
 
 from bench import profile, report, seed
 from bench.procs import BIN, Sampler, Server, Worker, cpu_s, rss_kb
-from bench.sizes import DEFAULT, FULL, TINY, Size
+from bench.sizes import (
+    DEFAULT,
+    FULL,
+    INTERLEAVED_ROUNDS,
+    INTERLEAVED_WARMUP_MAX_S,
+    TINY,
+    Size,
+)
 from bench.stats import ratio, summarize
 
 MB = 1024
@@ -221,12 +228,12 @@ class Bench:
         return self._record(key, label, workload, result, *self._cpu_used(before))
 
     def measure_interleaved(
-        self, items: list[tuple[str, str, dict]], rounds: int = 2, **options
+        self, items: list[tuple[str, str, dict]], rounds: int = INTERLEAVED_ROUNDS, **options
     ) -> list[dict]:
         """Measures several workloads in alternating slices (A B C C B A ...), so that a
         drift of the machine's load (other processes) weighs on all of them alike."""
         duration = options.pop("duration_s", self.size.duration_s)
-        warmup = options.pop("warmup_s", min(self.size.warmup_s, 0.5))
+        warmup = options.pop("warmup_s", min(self.size.warmup_s, INTERLEAVED_WARMUP_MAX_S))
         slot = max(duration / rounds, 0.2)
         acc: dict[str, dict] = {key: {"lat": [], "window": 0.0, "runs": []} for key, _, _ in items}
         for r in range(rounds):
@@ -352,7 +359,9 @@ class Bench:
         try:
             self._stage_a()
             self.log(f"seeding stage B: {s.total_loans:,} loans")
-            seeder.seed_large(s.pay_loans, s.hot_loans, s.total_loans, s.filler_weeks)
+            seeder.seed_large(
+                s.pay_loans, s.hot_loans, s.payoff_loans, s.total_loans, s.filler_weeks
+            )
             self.db_loans = self.layout.loans
             checked += seeder.verify()
             self.results["details"]["seed_verified_loans"] = checked
@@ -376,6 +385,37 @@ class Bench:
 
     def _all_loans(self) -> list[list[int]]:
         return [[1, self.db_loans]]
+
+    def _unpaid_loans(self) -> list[list[int]]:
+        """Loans no workload pays, none of them paid off: `read`, `paid1`, the filler."""
+        names = ("read", "paid1", "filler")
+        return [self.group(n).ids() for n in names if n in self.layout.groups]
+
+    def _check_quotes(self, per_group: int = 4) -> int:
+        """A FULL-payoff loan's quote is its outstanding (T - A), nothing waived:
+        checks it on a few of the loans GetPayoffQuote is measured on."""
+        channel = grpc.insecure_channel(self.server.address)
+        stub = loan_service_pb2_grpc.LoanServiceStub(channel)
+        checked = 0
+        try:
+            for lo, hi in self._unpaid_loans():
+                for loan_id in sorted({lo, (lo + hi) // 2, hi})[:per_group]:
+                    quote = stub.GetPayoffQuote(
+                        loan_service_pb2.GetPayoffQuoteRequest(loan_id=loan_id), timeout=30
+                    )
+                    owed = stub.GetOutstanding(
+                        loan_service_pb2.GetOutstandingRequest(loan_id=loan_id), timeout=30
+                    ).outstanding_amount
+                    if (
+                        quote.payoff_amount != owed
+                        or quote.waived_interest_amount != 0
+                        or quote.principal_amount + quote.interest_amount != owed
+                    ):
+                        raise RuntimeError(f"loan {loan_id}: outstanding {owed}, quote {quote}")
+                    checked += 1
+        finally:
+            channel.close()
+        return checked
 
     def _reads(self, stage: str) -> list[tuple[str, str, dict]]:
         read = self.group("read")
@@ -426,12 +466,31 @@ class Bench:
     def _stage_b(self) -> None:
         pay = self.group("pay")
         pay_spec = {"rpc": "pay", "loans": pay.ids(), "weeks": pay.weeks}
+        payoff = self.group("payoff")
         group = [("health", "Health/Check no-op (large)", {"rpc": "health"})]
         if "reads" in self.sections:
             group += self._reads("large")
+            self.results["details"]["payoff_quotes_checked"] = self._check_quotes()
+            group.append(
+                (
+                    "payoff_quote_large",
+                    "GetPayoffQuote, random loan (large)",
+                    {"rpc": "payoff_quote", "ids": self._unpaid_loans()},
+                )
+            )
         if "unary" in self.sections:
             group += [
                 ("make_payment", "MakePayment, many loans", pay_spec),
+                (
+                    "pay_off_loan",
+                    "PayOffLoan, many loans",
+                    {
+                        "rpc": "pay_off",
+                        "loans": payoff.ids(),
+                        "weeks": payoff.weeks,
+                        "paid": payoff.paid,
+                    },
+                ),
                 (
                     "create_loan",
                     "CreateLoan, 50 weeks",
@@ -444,6 +503,17 @@ class Bench:
             ]
         self.measure_interleaved(group)
         if "unary" in self.sections:
+            details = self.results["details"]
+            details["payoff_group_loans"] = payoff.count
+            details["payoff_loans_paid_after"] = self.query(
+                "SELECT count(*) FROM loans WHERE id BETWEEN %s AND %s AND status = 'PAID'",
+                (payoff.lo, payoff.hi),
+            )[0][0]
+            if self.results["phases"]["pay_off_loan"]["exhausted"]:
+                self.log(
+                    f"PayOffLoan ran out of its {payoff.count:,} loans: "
+                    "raise payoff_calls_per_s in bench/sizes.py"
+                )
             hot = self.group("hot")
             self.measure(
                 "make_payment_hot",
@@ -781,8 +851,9 @@ def main(argv: list[str] | None = None) -> int:
         filler_weeks=args.filler_weeks,
         streams=args.streams,
     )
-    if size.total_loans < size.small_loans + size.pay_loans + size.hot_loans:
-        print("--loans is too small for the loans the workloads need", file=sys.stderr)
+    needed = size.small_loans + size.pay_loans + size.hot_loans + size.payoff_loans
+    if size.total_loans < needed:
+        print(f"--loans: the workloads need {needed:,} loans or more", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="lb-bench-"))
     created = args.database_url is None

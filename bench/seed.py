@@ -20,6 +20,9 @@ Stage B (grown to `total_loans`):
   pay, hot 50 weeks, started 51 weeks ago, nothing paid: DELINQUENT, every
            installment payable (MakePayment capacity: 50 installments a loan),
            with the outbox history daily sweeps would have written
+  payoff   10 weeks, started 22 days ago, weeks 1-3 paid one by one on their due
+           dates: ACTIVE, nothing missed; FULL payoff interest, so each loan's
+           payoff amount is its outstanding, 7 x 110,000 (PayOffLoan, once each)
   filler   `filler_weeks` weeks, started 8 days to (weeks - 1) weeks ago, one
            payment of every installment due so far (80 %), all but one (15 %)
            or all but two (5 %, stored ACTIVE: the next sweep turns them
@@ -41,13 +44,24 @@ import psycopg2
 from sqlalchemy.engine import make_url
 
 from loanbilling.domain.events import EventKind, NewEvent, creation_events, delinquent_event
-from loanbilling.domain.loan import LoanStatus, LoanTerms, Position
-from loanbilling.domain.payment import check_payment_date, settle_payment
+from loanbilling.domain.loan import (
+    LoanStatus,
+    LoanTerms,
+    PayoffInterest,
+    Position,
+    PrepaymentPolicy,
+)
+from loanbilling.domain.payment import PaymentKind, check_payment_date, settle_payment
+from loanbilling.domain.payoff import payoff_quote
 
 INSTALLMENT = 110_000
 PRINCIPAL_PART = 100_000
 INTEREST_PART = 10_000
 RATE_BPS = 1000
+# The `payoff` group: its loans' shape (PayOffLoan pays each off once, for
+# INSTALLMENT x (PAYOFF_WEEKS - PAYOFF_PAID) under FULL payoff interest).
+PAYOFF_WEEKS = 10
+PAYOFF_PAID = 3
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOANBILLING = Path(sys.executable).parent / "loanbilling"
 
@@ -219,7 +233,7 @@ class Seeder:
         self._finish()
         self.timings["seed_small_s"] = time.perf_counter() - t0
 
-    def seed_large(self, pay: int, hot: int, total: int, filler_weeks: int) -> None:
+    def seed_large(self, pay: int, hot: int, payoff: int, total: int, filler_weeks: int) -> None:
         t0 = time.perf_counter()
         t = self.today
         lo = self.layout.loans + 1
@@ -229,10 +243,20 @@ class Seeder:
             Group("hot", lo + pay, lo + pay + hot - 1, 50, start, 0),
         ]
         cbase = self.layout.customers + 1
-        self._customers(cbase, cbase + pay + hot - 1)
+        self._customers(cbase, cbase + pay + hot + payoff - 1)
         for g in groups:
             self._uniform_group(g, customer_sql=f"{cbase - lo} + g", history=True)
-        filler_lo = lo + pay + hot
+        # Week PAYOFF_PAID fell due yesterday, the next one is due in 6 days: ACTIVE.
+        payoff_start = t - dt.timedelta(days=7 * PAYOFF_PAID + 1)
+        payoff_lo = lo + pay + hot
+        self._uniform_group(
+            Group(
+                "payoff", payoff_lo, payoff_lo + payoff - 1, PAYOFF_WEEKS, payoff_start, PAYOFF_PAID
+            ),
+            customer_sql=f"{cbase - lo} + g",
+            history=False,
+        )
+        filler_lo = payoff_lo + payoff
         if total >= filler_lo:
             self._filler(Group("filler", filler_lo, total, filler_weeks))
         self._finish()
@@ -256,13 +280,13 @@ class Seeder:
         return (
             "INSERT INTO loans (id, customer_id, principal_amount, interest_rate_bps, weeks, "
             "start_date, currency_code, delinquency_threshold, interest_amount, total_amount, "
-            "weekly_payment, paid_count, outstanding_amount, last_payment_date, status, "
-            "request_id, created_at, updated_at) "
+            "weekly_payment, paid_amount, paid_count, outstanding_amount, last_payment_date, "
+            "status, request_id, prepayment_policy, payoff_interest, created_at, updated_at) "
             f"SELECT id, customer_id, {PRINCIPAL_PART * weeks}, {RATE_BPS}, {weeks}, start_date, "
-            f"'IDR', 2, {INTEREST_PART * weeks}, {INSTALLMENT * weeks}, {INSTALLMENT}, paid, "
-            f"{INSTALLMENT} * ({weeks} - paid), "
+            f"'IDR', 2, {INTEREST_PART * weeks}, {INSTALLMENT * weeks}, {INSTALLMENT}, "
+            f"{INSTALLMENT} * paid, paid, {INSTALLMENT} * ({weeks} - paid), "
             "CASE WHEN paid > 0 THEN start_date + 7 * paid END, status, NULL, "
-            "start_date::timestamptz, now() "
+            "'DUE_ONLY', 'FULL', start_date::timestamptz, now() "
             f"FROM (SELECT g AS id, {cust} AS customer_id, ({start_sql})::date AS start_date, "
             f"{paid_sql} AS paid, {status_sql} AS status "
             "FROM generate_series(%(lo)s, %(hi)s) g) s"
@@ -282,7 +306,7 @@ class Seeder:
     def _uniform_group(self, g: Group, *, customer_sql: str, history: bool) -> None:
         """Loans of one shape; payments of one installment each, on its due date."""
         terms = terms_for(g.weeks, g.start)
-        position = Position(terms, g.paid, self.today)
+        position = Position(terms, terms.amount_through(g.paid), self.today)
         pay_base = self.layout.payments + 1
         params = {"lo": g.lo, "hi": g.hi, "start": g.start, "pay_base": pay_base, "p": g.paid}
         statements = [
@@ -303,11 +327,13 @@ class Seeder:
                 (
                     "INSERT INTO payments (id, loan_id, amount, currency_code, payment_date, "
                     "first_week, last_week, idempotency_key, outstanding_after, status_after, "
-                    "created_at) "
+                    "principal_amount, interest_amount, kind, waived_interest_amount, "
+                    "paid_amount_after, created_at) "
                     f"SELECT %(pay_base)s + (l.id - %(lo)s) * %(p)s + (w - 1), l.id, {INSTALLMENT},"
                     " 'IDR', l.start_date + 7 * w, w, w, 'seed-' || l.id || '-' || w, "
                     f"{INSTALLMENT} * (l.weeks - w), "
                     "CASE WHEN w = l.weeks THEN 'PAID' ELSE 'ACTIVE' END, "
+                    f"{PRINCIPAL_PART}, {INTEREST_PART}, 'REGULAR', 0, {INSTALLMENT} * w, "
                     "(l.start_date + 7 * w)::timestamptz "
                     "FROM loans l, generate_series(1, l.paid_count) w "
                     "WHERE l.id BETWEEN %(lo)s AND %(hi)s",
@@ -400,11 +426,13 @@ class Seeder:
                 # One payment of every installment paid, on the due date of the last one.
                 "INSERT INTO payments (id, loan_id, amount, currency_code, payment_date, "
                 "first_week, last_week, idempotency_key, outstanding_after, status_after, "
-                "created_at) "
+                "principal_amount, interest_amount, kind, waived_interest_amount, "
+                "paid_amount_after, created_at) "
                 f"SELECT %(pay_base)s + (l.id - %(lo)s), l.id, {INSTALLMENT} * l.paid_count, "
                 "'IDR', l.start_date + 7 * l.paid_count, 1, l.paid_count, 'seed-' || l.id, "
                 f"{INSTALLMENT} * (l.weeks - l.paid_count), 'ACTIVE', "
-                "(l.start_date + 7 * l.paid_count)::timestamptz "
+                f"{PRINCIPAL_PART} * l.paid_count, {INTEREST_PART} * l.paid_count, 'REGULAR', 0, "
+                f"{INSTALLMENT} * l.paid_count, (l.start_date + 7 * l.paid_count)::timestamptz "
                 "FROM loans l WHERE l.id BETWEEN %(lo)s AND %(hi)s AND l.paid_count > 0",
                 params,
             ),
@@ -439,8 +467,10 @@ class Seeder:
         with self.conn.cursor() as cur:
             for g in self.layout.groups.values():
                 step = max(1, g.count // per_group)
+                # The one amount PayOffLoan will send for each of these loans.
+                payoff = INSTALLMENT * (g.weeks - g.paid) if g.name == "payoff" else None
                 for loan_id in range(g.lo, g.hi + 1, step):
-                    _verify_loan(cur, loan_id, self.today, filler=g.name == "filler")
+                    _verify_loan(cur, loan_id, self.today, filler=g.name == "filler", payoff=payoff)
                     checked += 1
         self.conn.rollback()
         return checked
@@ -465,17 +495,22 @@ def missed_event(terms: LoanTerms, at: Position, week: int):
     )
 
 
-def _verify_loan(cur, loan_id: int, today: dt.date, *, filler: bool) -> None:
+def _verify_loan(
+    cur, loan_id: int, today: dt.date, *, filler: bool, payoff: int | None = None
+) -> None:
+    """`payoff`: the payoff amount the loan must be quoted today (the `payoff` group)."""
     cur.execute(
         "SELECT principal_amount, interest_rate_bps, weeks, start_date, currency_code, "
         "delinquency_threshold, interest_amount, total_amount, weekly_payment, paid_count, "
-        "outstanding_amount, last_payment_date, status FROM loans WHERE id = %s",
+        "outstanding_amount, last_payment_date, status, paid_amount, prepayment_policy, "
+        "payoff_interest FROM loans WHERE id = %s",
         (loan_id,),
     )
     row = cur.fetchone()
     assert row, f"loan {loan_id} missing"
     (principal, rate, weeks, start, currency, threshold, interest, total, weekly) = row[:9]
-    paid_count, outstanding, last_payment_date, status = row[9:]
+    paid_count, outstanding, last_payment_date, status, paid_amount = row[9:14]
+    prepayment_policy, payoff_interest = row[14:]
     terms = LoanTerms.create(
         principal_amount=principal,
         interest_rate_bps=rate,
@@ -483,6 +518,8 @@ def _verify_loan(cur, loan_id: int, today: dt.date, *, filler: bool) -> None:
         start_date=start,
         currency_code=currency,
         delinquency_threshold=threshold,
+        prepayment_policy=PrepaymentPolicy(prepayment_policy),
+        payoff_interest=PayoffInterest(payoff_interest),
     )
     assert (interest, total, weekly) == (
         terms.interest_amount,
@@ -506,27 +543,38 @@ def _verify_loan(cur, loan_id: int, today: dt.date, *, filler: bool) -> None:
         ), (loan_id, week)
         assert (paid_date is not None) == (week <= paid_count), (loan_id, week)
     cur.execute(
-        "SELECT id, amount, payment_date, first_week, last_week, outstanding_after, status_after "
+        "SELECT id, amount, payment_date, first_week, last_week, outstanding_after, status_after, "
+        "principal_amount, interest_amount, kind, waived_interest_amount, paid_amount_after "
         "FROM payments WHERE loan_id = %s ORDER BY id",
         (loan_id,),
     )
     paid, last_date = 0, None
-    for payment_id, amount, on, first, last, outstanding_after, status_after in cur.fetchall():
+    for payment_id, amount, on, first, last, *after_it in cur.fetchall():
+        outstanding_after, status_after, principal_part, interest_part, kind, waived, after = (
+            after_it
+        )
         check_payment_date(terms, on, business_date=today, last_payment_date=last_date)
         settled = settle_payment(terms, paid, amount, on)
         assert (settled.first_week, settled.last_week) == (first, last), loan_id
         assert settled.outstanding_after == outstanding_after, loan_id
         assert settled.status_after.value == status_after, loan_id
+        assert (settled.interest_amount, paid + amount) == (interest_part, after), loan_id
+        assert principal_part == amount - settled.interest_amount, loan_id
+        assert (kind, waived) == (PaymentKind.REGULAR.value, 0), loan_id
         for line in lines[first - 1 : last]:
             assert (line[5], line[6]) == (on, payment_id), (loan_id, line[0])
-        paid, last_date = last, on
-    assert paid == paid_count, loan_id
+        paid, last_date = paid + amount, on
+    assert paid_amount == paid, loan_id
+    assert terms.installments_covered(paid) == paid_count, loan_id
     assert last_date == last_payment_date, loan_id
     now = Position(terms, paid, today)
     assert outstanding == now.outstanding_amount, loan_id
     # The filler's "awaiting the sweep" loans are stored ACTIVE, due DELINQUENT.
     awaiting_sweep = filler and status == "ACTIVE" and now.status is LoanStatus.DELINQUENT
     assert status == now.status.value or awaiting_sweep, (loan_id, status, now.status)
+    if payoff is not None:
+        quote = payoff_quote(terms, paid, today)
+        assert (quote.payoff_amount, quote.waived_interest_amount) == (payoff, 0), loan_id
 
 
 def vacuum(url: str, table: str = "") -> None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
+
+# Workloads measured interleaved run in this many slices, each after a warm-up of
+# at most this many seconds (bench/run.py, Bench.measure_interleaved).
+INTERLEAVED_ROUNDS = 2
+INTERLEAVED_WARMUP_MAX_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -14,6 +20,9 @@ class Size:
     # Stage B, the large database: stage A plus these, then filler up to total_loans.
     pay_loans: int  # 50 weeks, all due and unpaid: MakePayment capacity 50 each
     hot_loans: int  # the same shape, paid a few at a time by every caller
+    # PayOffLoan: one loan per call, never reused: payoff_loans (below) holds this
+    # many calls per second of the workload's slices, warm-ups included.
+    payoff_calls_per_s: int
     total_loans: int
     filler_weeks: int
     # Load.
@@ -27,6 +36,15 @@ class Size:
     def small_loans(self) -> int:
         return self.read_loans + 2 * self.history_loans
 
+    @property
+    def payoff_loans(self) -> int:
+        """Loans of the `payoff` group: enough for `payoff_calls_per_s` throughout the
+        interleaved slices, plus one in flight per caller."""
+        slot = max(self.duration_s / INTERLEAVED_ROUNDS, 0.2)
+        warmup = min(self.warmup_s, INTERLEAVED_WARMUP_MAX_S)
+        seconds = INTERLEAVED_ROUNDS * (warmup + slot)
+        return math.ceil(self.payoff_calls_per_s * seconds) + self.concurrency
+
     def with_overrides(self, **changes) -> Size:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -37,6 +55,7 @@ TINY = Size(
     history_loans=10,
     pay_loans=60,
     hot_loans=20,
+    payoff_calls_per_s=800,
     total_loans=2_000,
     filler_weeks=10,
     streams=20,
@@ -52,6 +71,7 @@ DEFAULT = Size(
     history_loans=100,
     pay_loans=600,
     hot_loans=100,
+    payoff_calls_per_s=2_000,
     total_loans=100_000,
     filler_weeks=10,
     streams=1_000,
@@ -67,6 +87,7 @@ FULL = Size(
     history_loans=100,
     pay_loans=3_000,
     hot_loans=300,
+    payoff_calls_per_s=2_000,
     total_loans=1_000_000,
     filler_weeks=10,
     streams=1_000,

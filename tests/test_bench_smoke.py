@@ -36,7 +36,9 @@ PHASES = {
     "get_outstanding_large",
     "is_delinquent_large",
     "get_loan_large",
+    "payoff_quote_large",
     "make_payment",
+    "pay_off_loan",
     "make_payment_hot",
     "create_loan",
     "list_payments",
@@ -87,6 +89,11 @@ def test_tiny_bench_prints_the_table_and_writes_the_json(tmp_path):
     assert during["calls"] >= SWEEP_MIN_CALLS
     assert details["sweeps_under_load"] == len(during["sweeps"]) >= 1
     assert all(sweep["loans_checked"] > 0 for sweep in during["sweeps"])
+    # PayOffLoan: one loan per call, never sent twice, and the group sized not to run out.
+    payoff = results["phases"]["pay_off_loan"]
+    assert not payoff["exhausted"]
+    assert details["payoff_quotes_checked"] > 0
+    assert payoff["calls"] <= details["payoff_loans_paid_after"] < details["payoff_group_loans"]
     probe = results["phases"]["make_payment_probe_streams"]["probe"]
     assert probe["delivered"] == probe["payments"] > 0
     assert results["layout"]["loans"] == results["size"]["total_loans"]

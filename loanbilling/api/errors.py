@@ -25,6 +25,7 @@ from loanbilling.domain.errors import (
     PaymentAmountRefused,
     StorageUnavailable,
 )
+from loanbilling.domain.payoff import PayoffAmountRefused
 
 log = logging.getLogger(__name__)
 ERROR_DOMAIN = "loanbilling.microfin.v1"
@@ -57,6 +58,9 @@ def status_for(error: DomainError) -> grpc.Status:
             info.metadata["accepted_amounts_count"] = str(len(accepted))
             if accepted:
                 info.metadata["max_accepted_amount"] = str(accepted[-1])
+        elif isinstance(error, PayoffAmountRefused):  # names the quote, as a client reads it
+            info.metadata["payoff_amount"] = str(error.quote.payoff_amount)
+            info.metadata["valid_on"] = error.quote.valid_on.isoformat()
         details.append(
             error_details_pb2.BadRequest(
                 field_violations=[

@@ -68,6 +68,8 @@ class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
             delinquency_threshold=(
                 request.delinquency_threshold if request.HasField("delinquency_threshold") else None
             ),
+            prepayment_policy=convert.prepayment_policy_from_pb(request.prepayment_policy),
+            payoff_interest=convert.payoff_interest_from_pb(request.payoff_interest),
             request_id=request.request_id,
         )
         return api.CreateLoanResponse(loan=convert.loan_to_pb(loan))
@@ -139,6 +141,32 @@ class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
         return api.MakePaymentResponse(
             payment=convert.payment_to_pb(payment),
             outstanding_amount=payment.outstanding_after,
+            status=convert.LOAN_STATUS_TO_PB[payment.status_after],
+            replayed=result.replayed,
+        )
+
+    @unary(Role.READER)
+    async def GetPayoffQuote(self, request: api.GetPayoffQuoteRequest, context):
+        quote = await self._run(
+            self.billing.get_payoff_quote,
+            loan_id=request.loan_id,
+            as_of=convert.date_from_pb(request, "as_of"),
+        )
+        return convert.payoff_quote_to_pb(request.loan_id, quote)
+
+    @unary(Role.COLLECTOR)
+    async def PayOffLoan(self, request: api.PayOffLoanRequest, context):
+        result = await self._run(
+            self.billing.pay_off_loan,
+            loan_id=request.loan_id,
+            amount=request.amount,
+            payment_date=convert.date_from_pb(request, "payment_date"),
+            idempotency_key=request.idempotency_key,
+        )
+        payment = result.payment
+        return api.PayOffLoanResponse(
+            payment=convert.payment_to_pb(payment),
+            waived_interest_amount=payment.waived_interest_amount,
             status=convert.LOAN_STATUS_TO_PB[payment.status_after],
             replayed=result.replayed,
         )

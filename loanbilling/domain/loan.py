@@ -1,8 +1,9 @@
 """Loan terms, the repayment schedule, the loan aggregate and its position at a date.
 
-A loan's whole repayment state is one number, `paid_count`: payments always
-settle the oldest unpaid installments first, so the paid installments are
-always weeks 1..paid_count. Every figure below is O(1) arithmetic on it.
+A loan's whole repayment state is one number, the paid amount `A` (rules v2):
+the sum of its live payments. Allocation is oldest first on the cumulative
+amount, so the covered installments are always weeks 1..c(A) and installment
+c(A) + 1 may be partly covered. Every figure below is O(1) arithmetic on `A`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import enum
 import re
 from dataclasses import dataclass, replace
 
-from loanbilling.domain.errors import AlreadyExists, Refusals
+from loanbilling.domain.errors import AlreadyExists, InvalidArgument, OutOfRange, Refusals
 
 INT64_MAX = 2**63 - 1
 BPS_DENOMINATOR = 10_000
@@ -30,6 +31,20 @@ class LoanStatus(enum.Enum):
     PAID = "PAID"
 
 
+class PrepaymentPolicy(enum.Enum):
+    """What a borrower may pay ahead of the current installment (per loan)."""
+
+    DUE_ONLY = "DUE_ONLY"  # overdue installments and the current one, no more
+    WHOLE_INSTALLMENTS = "WHOLE_INSTALLMENTS"  # also future ones, whole, oldest first
+
+
+class PayoffInterest(enum.Enum):
+    """The interest an early payoff owes (per loan)."""
+
+    FULL = "FULL"  # all of it: the payoff amount is the outstanding
+    WAIVE_UNDUE = "WAIVE_UNDUE"  # the interest of installments not yet due is waived
+
+
 class InstallmentStatus(enum.Enum):
     UNPAID = "UNPAID"
     OVERDUE = "OVERDUE"
@@ -40,6 +55,41 @@ def check_currency_code(refusals: Refusals, code: str, field_name: str = "curren
     """A currency is an ISO 4217 code: three capital letters."""
     if not CURRENCY_CODE.fullmatch(code):
         refusals.add(field_name, f"{code!r} is not an ISO 4217 code of three capital letters")
+
+
+def check_read_date(terms: LoanTerms, on: dt.date) -> None:
+    """A read dated before the loan's start is refused: the loan did not exist yet
+    (rules v2, "Time": OUT_OF_RANGE naming the start date)."""
+    if on < terms.start_date:
+        raise OutOfRange(
+            f"{on} is before the loan's start date {terms.start_date}",
+            reason="DATE_BEFORE_LOAN_START",
+        )
+
+
+def check_transaction_date(
+    field_name: str,
+    on: dt.date,
+    *,
+    business_date: dt.date,
+    not_before: tuple[tuple[dt.date | None, str, str], ...],
+) -> None:
+    """A money movement's date: never in the future, nor before each of the
+    `not_before` bounds, given as (date or None, what it is, reason suffix):
+    e.g. the loan's start, its latest live payment. The reason is the field's
+    name in capitals followed by the suffix (PAYMENT_DATE_IN_FUTURE, ...)."""
+    prefix = field_name.upper()
+    if on > business_date:
+        raise InvalidArgument.of(
+            field_name,
+            f"{on} is in the future (business date is {business_date})",
+            reason=f"{prefix}_IN_FUTURE",
+        )
+    for bound, what, suffix in not_before:
+        if bound is not None and on < bound:
+            raise InvalidArgument.of(
+                field_name, f"{on} is before {what} {bound}", reason=f"{prefix}_{suffix}"
+            )
 
 
 def round_half_up_div(numerator: int, denominator: int) -> int:
@@ -66,6 +116,8 @@ class LoanTerms:
     start_date: dt.date
     currency_code: str = DEFAULT_CURRENCY
     delinquency_threshold: int = DEFAULT_DELINQUENCY_THRESHOLD
+    prepayment_policy: PrepaymentPolicy = PrepaymentPolicy.DUE_ONLY
+    payoff_interest: PayoffInterest = PayoffInterest.FULL
 
     @classmethod
     def create(
@@ -77,6 +129,8 @@ class LoanTerms:
         start_date: dt.date,
         currency_code: str = DEFAULT_CURRENCY,
         delinquency_threshold: int = DEFAULT_DELINQUENCY_THRESHOLD,
+        prepayment_policy: PrepaymentPolicy = PrepaymentPolicy.DUE_ONLY,
+        payoff_interest: PayoffInterest = PayoffInterest.FULL,
     ) -> LoanTerms:
         """Checks every rule on loan inputs; raises InvalidArgument naming each bad field."""
         refusals = Refusals()
@@ -118,6 +172,8 @@ class LoanTerms:
             start_date=start_date,
             currency_code=currency_code,
             delinquency_threshold=delinquency_threshold,
+            prepayment_policy=prepayment_policy,
+            payoff_interest=payoff_interest,
         )
 
     @property
@@ -146,14 +202,25 @@ class LoanTerms:
             return self.total_amount
         return self.weekly_payment * max(week_number, 0)
 
-    def interest_through(self, week_number: int) -> int:
-        """Interest portion of installments 1..week_number.
+    def interest_part(self, amount: int) -> int:
+        """J(x): the interest part of a cumulative amount x (0..total).
 
         Interest is spread in proportion to the amount repaid so far, rounded
-        down cumulatively: every portion is >= 0 and <= its installment, and the
+        down cumulatively: every portion is >= 0 and <= its amount, and the
         portions add up to exactly the interest.
         """
-        return self.interest_amount * self.amount_through(week_number) // self.total_amount
+        return self.interest_amount * amount // self.total_amount
+
+    def interest_through(self, week_number: int) -> int:
+        """Interest portion of installments 1..week_number."""
+        return self.interest_part(self.amount_through(week_number))
+
+    def installments_covered(self, paid_amount: int) -> int:
+        """c(A): the installments fully covered by a paid amount, the largest c with
+        amount_through(c) <= A."""
+        if paid_amount >= self.total_amount:
+            return self.weeks
+        return min(max(paid_amount, 0) // self.weekly_payment, self.weeks - 1)
 
     def installment(self, week_number: int) -> Installment:
         amount = self.amount_through(week_number) - self.amount_through(week_number - 1)
@@ -177,19 +244,25 @@ class LoanTerms:
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """A loan as it stood at the end of `as_of`, given `paid_count` installments paid by then."""
+    """A loan as it stood at the end of `as_of`, given the amount `paid_amount`
+    (A) paid by then."""
 
     terms: LoanTerms
-    paid_count: int
+    paid_amount: int
     as_of: dt.date
 
     @property
+    def paid_count(self) -> int:
+        """c(A): installments fully covered, weeks 1..paid_count."""
+        return self.terms.installments_covered(self.paid_amount)
+
+    @property
     def outstanding_amount(self) -> int:
-        return self.terms.total_amount - self.terms.amount_through(self.paid_count)
+        return self.terms.total_amount - self.paid_amount
 
     @property
     def outstanding_interest_amount(self) -> int:
-        return self.terms.interest_amount - self.terms.interest_through(self.paid_count)
+        return self.terms.interest_amount - self.terms.interest_part(self.paid_amount)
 
     @property
     def outstanding_principal_amount(self) -> int:
@@ -197,15 +270,17 @@ class Position:
 
     @property
     def missed_installments(self) -> int:
-        """Installments unpaid with a due date before as_of; they are weeks paid_count+1.."""
+        """Installments not fully covered with a due date before as_of; they are
+        weeks paid_count+1.., always consecutive."""
         return max(self.terms.weeks_due_before(self.as_of) - self.paid_count, 0)
 
     @property
     def overdue_amount(self) -> int:
+        """What the missed installments still lack: cum(c + missed) - A."""
         missed = self.missed_installments
-        return self.terms.amount_through(self.paid_count + missed) - self.terms.amount_through(
-            self.paid_count
-        )
+        if missed == 0:
+            return 0
+        return self.terms.amount_through(self.paid_count + missed) - self.paid_amount
 
     @property
     def days_past_due(self) -> int:
@@ -219,7 +294,7 @@ class Position:
 
     @property
     def status(self) -> LoanStatus:
-        if self.paid_count >= self.terms.weeks:
+        if self.paid_amount >= self.terms.total_amount:
             return LoanStatus.PAID
         if self.delinquent:
             return LoanStatus.DELINQUENT
@@ -227,8 +302,8 @@ class Position:
 
     @property
     def next_installment(self) -> Installment | None:
-        """The oldest unpaid installment, or None when the loan is paid off."""
-        if self.paid_count >= self.terms.weeks:
+        """The oldest installment not fully covered, or None when the loan is paid off."""
+        if self.paid_amount >= self.terms.total_amount:
             return None
         return self.terms.installment(self.paid_count + 1)
 
@@ -257,10 +332,10 @@ class ScheduleLine:
     paid_date: dt.date | None
 
 
-def stored_status(terms: LoanTerms, paid_count: int, business_date: dt.date) -> LoanStatus:
+def stored_status(terms: LoanTerms, paid_amount: int, business_date: dt.date) -> LoanStatus:
     """The status a loan row keeps: the status at the business date, which payments
     and the sweep keep current (a payment dated in the past still stores today's)."""
-    return Position(terms, paid_count, business_date).status
+    return Position(terms, paid_amount, business_date).status
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +345,7 @@ class Loan:
     id: int
     customer_id: int
     terms: LoanTerms
-    paid_count: int
+    paid_amount: int
     last_payment_date: dt.date | None
     status: LoanStatus
     request_id: str | None = None
@@ -284,30 +359,34 @@ class Loan:
             id=loan_id,
             customer_id=customer_id,
             terms=terms,
-            paid_count=0,
+            paid_amount=0,
             last_payment_date=None,
             status=stored_status(terms, 0, today),
             request_id=request_id,
         )
 
     @property
-    def outstanding_amount(self) -> int:
-        return self.terms.total_amount - self.terms.amount_through(self.paid_count)
+    def paid_count(self) -> int:
+        return self.terms.installments_covered(self.paid_amount)
 
-    def knows_paid_count_at(self, as_of: dt.date) -> bool:
-        """Whether `paid_count` is the count at the end of `as_of`: true unless
-        `as_of` is before the latest payment, which a read then looks up in the
-        payments dated on or before it (the last week the latest of them settled)."""
+    @property
+    def outstanding_amount(self) -> int:
+        return self.terms.total_amount - self.paid_amount
+
+    def knows_paid_amount_at(self, as_of: dt.date) -> bool:
+        """Whether `paid_amount` is the amount paid by the end of `as_of`: true
+        unless `as_of` is before the latest payment, which a read then looks up in
+        the payments dated on or before it."""
         return self.last_payment_date is None or as_of >= self.last_payment_date
 
-    def position(self, as_of: dt.date, paid_count_then: int | None = None) -> Position:
-        """The loan at the end of `as_of`; `paid_count_then` is required (and
-        used) only where `knows_paid_count_at(as_of)` is false."""
-        if self.knows_paid_count_at(as_of):
-            return Position(self.terms, self.paid_count, as_of)
-        if paid_count_then is None:
-            raise ValueError(f"loan {self.id}: the paid count at {as_of} must be looked up")
-        return Position(self.terms, paid_count_then, as_of)
+    def position(self, as_of: dt.date, paid_amount_then: int | None = None) -> Position:
+        """The loan at the end of `as_of`; `paid_amount_then` is required (and
+        used) only where `knows_paid_amount_at(as_of)` is false."""
+        if self.knows_paid_amount_at(as_of):
+            return Position(self.terms, self.paid_amount, as_of)
+        if paid_amount_then is None:
+            raise ValueError(f"loan {self.id}: the amount paid by {as_of} must be looked up")
+        return Position(self.terms, paid_amount_then, as_of)
 
     def check_retry(self, customer_id: int, terms: LoanTerms, *, start_date_given: bool) -> None:
         """A CreateLoan retry must ask for this loan: the same customer and terms

@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from loanbilling.domain.allocation import Allocation, allocate
 from loanbilling.domain.errors import (
     AlreadyExists,
     FailedPrecondition,
-    InvalidArgument,
     PaymentAmountRefused,
 )
 from loanbilling.domain.events import NewEvent, payment_events
-from loanbilling.domain.loan import Loan, LoanStatus, LoanTerms, Position, stored_status
+from loanbilling.domain.loan import (
+    Loan,
+    LoanStatus,
+    LoanTerms,
+    Position,
+    PrepaymentPolicy,
+    check_transaction_date,
+    stored_status,
+)
+
+
+class PaymentKind(enum.Enum):
+    REGULAR = "REGULAR"
+    PAYOFF = "PAYOFF"
+    RECOVERY = "RECOVERY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,23 +46,37 @@ class Payment:
     idempotency_key: str
     outstanding_after: int
     status_after: LoanStatus
+    # Of `amount`: J(A after) - J(A before) is interest, the rest principal.
+    principal_amount: int
+    interest_amount: int
+    kind: PaymentKind = PaymentKind.REGULAR
+    # A payoff under WAIVE_UNDUE: the interest it waived, which counts in A.
+    waived_interest_amount: int = 0
 
     @property
     def settled_week_numbers(self) -> list[int]:
         return list(range(self.first_week, self.last_week + 1))
 
-    def check_retry(self, loan_id: int, amount: int, payment_date: dt.date | None) -> None:
-        """A retry with this payment's key must ask for the same payment (a retry
-        that left the date to the server may come on another day)."""
+    def check_retry(
+        self,
+        loan_id: int,
+        amount: int,
+        payment_date: dt.date | None,
+        kind: PaymentKind = PaymentKind.REGULAR,
+    ) -> None:
+        """A retry with this payment's key must ask for the same payment: same kind,
+        loan and amount (a retry that left the date to the server may come on
+        another day)."""
         if (
-            loan_id != self.loan_id
+            kind is not self.kind
+            or loan_id != self.loan_id
             or amount != self.amount
             or (payment_date is not None and payment_date != self.payment_date)
         ):
+            # Names nothing of that request: its loan may not be the caller's.
             raise AlreadyExists(
-                f"idempotency_key {self.idempotency_key!r} was used for payment {self.id} "
-                f"(loan {self.loan_id}, amount {self.amount:,}, "
-                f"date {self.payment_date}); a new payment needs a new key"
+                f"idempotency_key {self.idempotency_key!r} was already used for another "
+                "request; a new payment needs a new key"
             )
 
 
@@ -60,6 +89,8 @@ class SettledPayment:
     first_week: int
     last_week: int
     after: Position
+    # The interest part of the amount (domain.allocation: J(A after) - J(A before)).
+    interest_amount: int
 
     @property
     def settled_week_numbers(self) -> list[int]:
@@ -74,22 +105,27 @@ class SettledPayment:
         return self.after.status
 
 
-def payable_count(terms: LoanTerms, paid_count: int, on: dt.date) -> int:
-    """Unpaid installments payable on `on`: every overdue one plus the current one.
+def payable_through(terms: LoanTerms, on: dt.date) -> int:
+    """The last installment a payment on `on` may reach. DUE_ONLY: every overdue one
+    and the current one (the first due on or after `on`; after the last due date,
+    the last). WHOLE_INSTALLMENTS: any, up to the last."""
+    if terms.prepayment_policy is PrepaymentPolicy.WHOLE_INSTALLMENTS:
+        return terms.weeks
+    return min(terms.weeks_due_before(on) + 1, terms.weeks)
 
-    The current installment is the first due on or after `on`; after the last
-    due date, every unpaid installment is payable.
-    """
-    payable_through = min(terms.weeks_due_before(on) + 1, terms.weeks)
-    return max(payable_through - paid_count, 0)
+
+def payable_count(terms: LoanTerms, paid_amount: int, on: dt.date) -> int:
+    """m: how many installments not fully covered a payment on `on` may close."""
+    return max(payable_through(terms, on) - terms.installments_covered(paid_amount), 0)
 
 
-def accepted_amounts(terms: LoanTerms, paid_count: int, on: dt.date) -> list[int]:
-    """The amounts a payment on `on` may have: the first k unpaid installments, k >= 1."""
-    base = terms.amount_through(paid_count)
+def accepted_amounts(terms: LoanTerms, paid_amount: int, on: dt.date) -> list[int]:
+    """The amounts a payment on `on` may have: cum(c + k) - A for k = 1..m, each
+    closing installments exactly (the first may finish a partly covered one)."""
+    covered = terms.installments_covered(paid_amount)
     return [
-        terms.amount_through(paid_count + k) - base
-        for k in range(1, payable_count(terms, paid_count, on) + 1)
+        terms.amount_through(covered + k) - paid_amount
+        for k in range(1, payable_count(terms, paid_amount, on) + 1)
     ]
 
 
@@ -101,66 +137,60 @@ def check_payment_date(
     last_payment_date: dt.date | None,
 ) -> None:
     """A payment date may not be in the future, before the start or before the latest payment."""
-    if payment_date > business_date:
-        raise InvalidArgument.of(
-            "payment_date",
-            f"{payment_date} is in the future (business date is {business_date})",
-            reason="PAYMENT_DATE_IN_FUTURE",
-        )
-    if payment_date < terms.start_date:
-        raise InvalidArgument.of(
-            "payment_date",
-            f"{payment_date} is before the loan's start date {terms.start_date}",
-            reason="PAYMENT_DATE_BEFORE_START",
-        )
-    if last_payment_date is not None and payment_date < last_payment_date:
-        raise InvalidArgument.of(
-            "payment_date",
-            f"{payment_date} is before the loan's latest payment on {last_payment_date}",
-            reason="PAYMENT_DATE_BEFORE_LATEST_PAYMENT",
-        )
+    check_transaction_date(
+        "payment_date",
+        payment_date,
+        business_date=business_date,
+        not_before=(
+            (terms.start_date, "the loan's start date", "BEFORE_START"),
+            (last_payment_date, "the loan's latest payment on", "BEFORE_LATEST_PAYMENT"),
+        ),
+    )
 
 
 def settle_payment(
     terms: LoanTerms,
-    paid_count: int,
+    paid_amount: int,
     amount: int,
     payment_date: dt.date,
 ) -> SettledPayment:
-    """Accepts `amount` on `payment_date` if it settles the oldest 1..k payable installments.
+    """Accepts `amount` on `payment_date` if it is one of the accepted amounts.
 
     Raises FailedPrecondition when nothing is payable and PaymentAmountRefused
     (with the accepted amounts) for any other amount, zero and negative ones
     included. Refusals change nothing: this function only computes.
     """
-    if paid_count >= terms.weeks:
+    if paid_amount >= terms.total_amount:
         raise FailedPrecondition(
             "the loan is fully paid; nothing is payable", reason="LOAN_FULLY_PAID"
         )
-    payable = payable_count(terms, paid_count, payment_date)
+    covered = terms.installments_covered(paid_amount)
+    payable = payable_count(terms, paid_amount, payment_date)
     if payable == 0:
-        next_week = paid_count + 1
-        payable_from = terms.due_date(paid_count) + dt.timedelta(days=1)
+        next_week = covered + 1
+        payable_from = terms.due_date(covered) + dt.timedelta(days=1)
         raise FailedPrecondition(
             f"nothing is payable on {payment_date}: installment {next_week} "
             f"(due {terms.due_date(next_week)}) is payable from {payable_from}",
             reason="NOTHING_PAYABLE",
         )
-    base = terms.amount_through(paid_count)
+    # The accepted amounts grow with k: stop at the first one past `amount`.
     for k in range(1, payable + 1):
-        settles = terms.amount_through(paid_count + k) - base
-        if settles == amount:
+        closes = terms.amount_through(covered + k) - paid_amount
+        if closes == amount:
+            moved = allocate(terms, paid_amount, amount)
             return SettledPayment(
                 amount=amount,
                 payment_date=payment_date,
-                first_week=paid_count + 1,
-                last_week=paid_count + k,
-                after=Position(terms, paid_count + k, payment_date),
+                first_week=moved.first_week,
+                last_week=moved.last_week,
+                after=Position(terms, moved.paid_amount_after, payment_date),
+                interest_amount=moved.interest_amount,
             )
-        if settles > amount:
+        if closes > amount:
             break
     raise PaymentAmountRefused(
-        amount, accepted_amounts(terms, paid_count, payment_date), terms.currency_code
+        amount, accepted_amounts(terms, paid_amount, payment_date), terms.currency_code
     )
 
 
@@ -189,34 +219,65 @@ def decide_payment(
     check_payment_date(
         loan.terms, paid_on, business_date=today, last_payment_date=loan.last_payment_date
     )
-    settled = settle_payment(loan.terms, loan.paid_count, amount, paid_on)
-    payment_id = new_payment_id()
-    after = replace(
+    settle_payment(loan.terms, loan.paid_amount, amount, paid_on)
+    return record_decision(
         loan,
-        paid_count=settled.last_week,
-        last_payment_date=paid_on,
-        status=stored_status(loan.terms, settled.last_week, today),
+        PaymentKind.REGULAR,
+        allocate(loan.terms, loan.paid_amount, amount),
+        paid_on=paid_on,
+        idempotency_key=idempotency_key,
+        today=today,
+        payment_id=new_payment_id(),
     )
+
+
+def record_decision(
+    loan: Loan,
+    kind: PaymentKind,
+    moved: Allocation,
+    *,
+    paid_on: dt.date,
+    idempotency_key: str,
+    today: dt.date,
+    payment_id: int,
+) -> PaymentDecision:
+    """An accepted payment of `kind` that moves the loan's paid amount as `moved`
+    says: the payment as recorded, the loan after it (its stored status at the
+    business date) and the events it reports."""
+    terms = loan.terms
+    paid_after = moved.paid_amount_after
+    at_payment = Position(terms, paid_after, paid_on)
+    amount = moved.principal_amount + moved.interest_amount
     payment = Payment(
         id=payment_id,
         loan_id=loan.id,
         amount=amount,
-        currency_code=loan.terms.currency_code,
+        currency_code=terms.currency_code,
         payment_date=paid_on,
-        first_week=settled.first_week,
-        last_week=settled.last_week,
+        first_week=moved.first_week,
+        last_week=moved.last_week,
         idempotency_key=idempotency_key,
-        outstanding_after=settled.outstanding_after,
-        status_after=settled.status_after,
+        outstanding_after=at_payment.outstanding_amount,
+        status_after=at_payment.status,
+        principal_amount=moved.principal_amount,
+        interest_amount=moved.interest_amount,
+        kind=kind,
+        waived_interest_amount=paid_after - loan.paid_amount - amount,
+    )
+    after = replace(
+        loan,
+        paid_amount=paid_after,
+        last_payment_date=paid_on,
+        status=stored_status(terms, paid_after, today),
     )
     new_events = payment_events(
         loan.id,
         loan.customer_id,
         payment_id=payment_id,
         amount=amount,
-        last_week=settled.last_week,
-        at_payment=settled.after,
-        at_today=Position(loan.terms, settled.last_week, today),
+        last_week=moved.last_week,
+        at_payment=at_payment,
+        at_today=Position(terms, paid_after, today),
         stored_before=loan.status,
     )
     return PaymentDecision(payment, after, new_events)

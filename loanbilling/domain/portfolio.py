@@ -74,8 +74,7 @@ def due_amount(position: Position) -> int:
 
 def collected_toward_due(position: Position) -> int:
     """Of `due_amount`, what has been paid: installments paid ahead are not counted."""
-    due = weeks_due_through(position.terms, position.as_of)
-    return position.terms.amount_through(min(position.paid_count, due))
+    return min(position.paid_amount, due_amount(position))
 
 
 def in_risk_bucket(days_past_due: int, bucket: tuple[int, int | None]) -> bool:

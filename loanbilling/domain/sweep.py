@@ -1,7 +1,7 @@
 """What a delinquency sweep writes for one loan at a business date.
 
 The sweep visits every loan not stored PAID and judges it at `as_of` by its
-repayment state as stored now (`paid_count`): a sweep of a past date does not
+repayment state as stored now (its paid amount): a sweep of a past date does not
 undo later payments. It reports each unpaid installment due before the end of
 the reminder window once per (loan, kind, week) -- missed if due before
 `as_of`, due soon otherwise -- and turns a delinquent ACTIVE loan DELINQUENT.
@@ -41,8 +41,8 @@ def reminder_window_end(as_of: dt.date, reminder_days: int) -> dt.date:
 
 
 def sweep_position(loan: Loan, as_of: dt.date) -> Position:
-    """The loan as a sweep at `as_of` judges it: its stored paid_count at that date."""
-    return Position(loan.terms, loan.paid_count, as_of)
+    """The loan as a sweep at `as_of` judges it: its stored paid amount at that date."""
+    return Position(loan.terms, loan.paid_amount, as_of)
 
 
 def schedule_event_weeks(position: Position, reminder_days: int) -> range:

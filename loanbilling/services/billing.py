@@ -19,12 +19,16 @@ from loanbilling.domain.loan import (
     Loan,
     LoanStatus,
     LoanTerms,
+    PayoffInterest,
     Position,
+    PrepaymentPolicy,
     ScheduleEntry,
     ScheduleLine,
+    check_read_date,
     schedule_at,
 )
-from loanbilling.domain.payment import Payment, decide_payment
+from loanbilling.domain.payment import Payment, PaymentDecision, PaymentKind, decide_payment
+from loanbilling.domain.payoff import PayoffQuote, decide_payoff, payoff_quote
 from loanbilling.services import pagination
 from loanbilling.storage.interfaces import Storage, UnitOfWork
 
@@ -145,6 +149,8 @@ class BillingService:
         start_date: dt.date | None = None,
         currency_code: str = "",
         delinquency_threshold: int | None = None,
+        prepayment_policy: PrepaymentPolicy | None = None,
+        payoff_interest: PayoffInterest | None = None,
         request_id: str = "",
     ) -> LoanWithSchedule:
         _check_id("customer_id", customer_id)
@@ -160,6 +166,8 @@ class BillingService:
                 if delinquency_threshold is None
                 else delinquency_threshold
             ),
+            prepayment_policy=prepayment_policy or PrepaymentPolicy.DUE_ONLY,
+            payoff_interest=payoff_interest or PayoffInterest.FULL,
         )
         key = _check_key("request_id", request_id, required=False)
 
@@ -192,13 +200,14 @@ class BillingService:
     def get_loan(self, loan_id: int, as_of: dt.date | None = None) -> LoanWithSchedule:
         _check_id("loan_id", loan_id)
         with self.storage.reading() as uow:
-            return _with_schedule(uow, _loan(uow, loan_id), as_of or self.clock.today())
+            loan = _loan(uow, loan_id, as_of)
+            return _with_schedule(uow, loan, as_of or self.clock.today())
 
     def get_position(self, loan_id: int, as_of: dt.date | None = None) -> LoanAt:
         """Outstanding, overdue and delinquency at the end of `as_of`: one or two index reads."""
         _check_id("loan_id", loan_id)
         with self.storage.reading() as uow:
-            loan = _loan(uow, loan_id)
+            loan = _loan(uow, loan_id, as_of)
             return LoanAt(loan, _position(uow, loan, as_of or self.clock.today()))
 
     def list_loans(
@@ -232,13 +241,46 @@ class BillingService:
         idempotency_key: str,
         payment_date: dt.date | None = None,
     ) -> PaymentResult:
+        """A payment of exactly the amount of one or more installments."""
+        return self._pay(
+            PaymentKind.REGULAR, decide_payment, loan_id, amount, idempotency_key, payment_date
+        )
+
+    def pay_off_loan(
+        self,
+        *,
+        loan_id: int,
+        amount: int,
+        idempotency_key: str,
+        payment_date: dt.date | None = None,
+    ) -> PaymentResult:
+        """Closes the loan early with exactly its payoff quote at the payment date."""
+        return self._pay(
+            PaymentKind.PAYOFF, decide_payoff, loan_id, amount, idempotency_key, payment_date
+        )
+
+    def get_payoff_quote(self, *, loan_id: int, as_of: dt.date | None = None) -> PayoffQuote:
+        """What pays the loan off at the end of `as_of` (default today), that day only."""
+        view = self.get_position(loan_id, as_of)
+        return payoff_quote(view.loan.terms, view.position.paid_amount, view.position.as_of)
+
+    def _pay(
+        self,
+        kind: PaymentKind,
+        decide: Callable[..., PaymentDecision],
+        loan_id: int,
+        amount: int,
+        idempotency_key: str,
+        payment_date: dt.date | None,
+    ) -> PaymentResult:
+        """One payment of `kind`, decided by `decide` on the loan as read."""
         _check_id("loan_id", loan_id)
         key = _check_key("idempotency_key", idempotency_key, required=True)
 
         def replay(earlier: Payment | None) -> PaymentResult | None:
             if earlier is None:
                 return None
-            earlier.check_retry(loan_id, amount, payment_date)
+            earlier.check_retry(loan_id, amount, payment_date, kind)
             return PaymentResult(earlier, replayed=True)
 
         def attempt(uow: UnitOfWork) -> PaymentResult | None:
@@ -249,7 +291,7 @@ class BillingService:
                 raise NotFound("loan", loan_id)
             if slot.earlier is not None:
                 return replay(slot.earlier)
-            decision = decide_payment(
+            decision = decide(
                 slot.loan,
                 amount=amount,
                 payment_date=payment_date,
@@ -296,19 +338,23 @@ class BillingService:
         return Page(found[:limit], token)
 
 
-def _loan(uow: UnitOfWork, loan_id: int) -> Loan:
+def _loan(uow: UnitOfWork, loan_id: int, as_of: dt.date | None = None) -> Loan:
+    """The loan; a read dated (`as_of`) before its start is refused: it did not
+    exist yet. A read at the business date answers even before a future start."""
     loan = uow.loans.get(loan_id)
     if loan is None:
         raise NotFound("loan", loan_id)
+    if as_of is not None:
+        check_read_date(loan.terms, as_of)
     return loan
 
 
 def _position(uow: UnitOfWork, loan: Loan, as_of: dt.date) -> Position:
     """The loan at the end of `as_of`: from the loan alone unless `as_of` is
     before its latest payment, then one index seek into its payments."""
-    if loan.knows_paid_count_at(as_of):
+    if loan.knows_paid_amount_at(as_of):
         return loan.position(as_of)
-    return loan.position(as_of, uow.loans.paid_count_at(loan.id, as_of))
+    return loan.position(as_of, uow.loans.paid_amount_at(loan.id, as_of))
 
 
 def _with_schedule(uow: UnitOfWork, loan: Loan, as_of: dt.date) -> LoanWithSchedule:

@@ -76,9 +76,9 @@ class Loans(Protocol):
     ) -> list[Loan]:
         """Newest first; keyset pagination on id."""
 
-    def paid_count_at(self, loan_id: int, on: dt.date) -> int:
-        """Installments settled by payments dated on or before `on` (domain:
-        Loan.knows_paid_count_at says when a read needs it)."""
+    def paid_amount_at(self, loan_id: int, on: dt.date) -> int:
+        """The amount paid by payments dated on or before `on` (domain:
+        Loan.knows_paid_amount_at says when a read needs it)."""
 
     def schedule(self, loan_id: int) -> list[ScheduleEntry]: ...
 

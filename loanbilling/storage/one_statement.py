@@ -66,9 +66,10 @@ def _payment_sql(event_count: int, payment_columns: tuple[str, ...]) -> str:
     return f"""
 WITH moved AS (
     UPDATE loans
-    SET paid_count = %(paid_count)s, outstanding_amount = %(outstanding)s,
-        last_payment_date = %(last_payment_date)s, status = %(status)s, updated_at = %(now)s
-    WHERE id = %(loan_id)s AND paid_count = %(paid_before)s AND status = %(status_before)s
+    SET paid_amount = %(paid_amount)s, paid_count = %(paid_count)s,
+        outstanding_amount = %(outstanding)s, last_payment_date = %(last_payment_date)s,
+        status = %(status)s, updated_at = %(now)s
+    WHERE id = %(loan_id)s AND paid_amount = %(paid_before)s AND status = %(status_before)s
     RETURNING id
 ), paid AS (
     INSERT INTO payments ({", ".join(payment_columns)})
@@ -139,11 +140,12 @@ class OneStatementPayments(SqlPayments):
         self, payment: Payment, before: Loan, after: Loan, new_events: list[NewEvent]
     ) -> bool:
         written_at = now()
-        row = payment_row(payment, written_at)
+        row = payment_row(payment, after.paid_amount, written_at)
         params = {
             "loan_id": before.id,
-            "paid_before": before.paid_count,
+            "paid_before": before.paid_amount,
             "status_before": before.status.value,
+            "paid_amount": after.paid_amount,
             "paid_count": after.paid_count,
             "outstanding": after.outstanding_amount,
             "last_payment_date": after.last_payment_date,

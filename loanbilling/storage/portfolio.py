@@ -19,8 +19,9 @@ from loanbilling.storage.sql import (
     date_param,
     days_between,
     in_portfolio,
+    installments_covered,
     loan_totals,
-    paid_count_at,
+    paid_amount_at,
     weeks_due_before,
     weeks_due_through,
 )
@@ -28,30 +29,34 @@ from loanbilling.storage.tables import loans
 
 
 def _positions(as_of: dt.date, currency_code: str):
-    """One row per loan of the portfolio: its terms and its position's counters at
-    the end of as_of."""
+    """One row per loan of the portfolio: its terms, the amount paid by the end of
+    as_of, A(as_of), its c(A), and the date's counters."""
     on = date_param(as_of)
-    at = PositionSql(
-        loans,
-        paid_count_at(on),
-        days=days_between(on, loans.c.start_date),
-        due_before=weeks_due_before(on),
-    )
-    return (
+    days = days_between(on, loans.c.start_date)
+    due_before = weeks_due_before(on)
+    paid = (
         select(
             loans.c.principal_amount,
             loans.c.total_amount,
             loans.c.weekly_payment,
             loans.c.weeks,
             loans.c.delinquency_threshold,
-            at.paid_count.label("paid"),
-            at.due_before.label("due_before"),
-            weeks_due_through(at).label("due_through"),
-            at.days.label("age_days"),
+            paid_amount_at(on).label("paid_amount"),
+            due_before.label("due_before"),
+            weeks_due_through(days).label("due_through"),
+            days.label("age_days"),
         )
         .where(in_portfolio(on, currency_code))
-        # Without MATERIALIZED both databases inline the CTE and would run
-        # paid_count_at's payments subquery once per reference instead of once per loan.
+        # A fence (OFFSET 0): neither database merges this subquery into the one
+        # below, which would put paid_amount_at's payments subquery into each of
+        # installments_covered's references to A.
+        .offset(0)
+        .subquery("paid")
+    )
+    return (
+        select(paid, installments_covered(paid.c.paid_amount, paid).label("covered"))
+        # Without MATERIALIZED both databases inline the CTE into the sums, and
+        # would compute each loan's c(A) once per reference instead of once.
         .cte("positions")
         .prefix_with("MATERIALIZED")
     )
@@ -60,7 +65,12 @@ def _positions(as_of: dt.date, currency_code: str):
 def _summary(as_of: dt.date, currency_code: str):
     p = _positions(as_of, currency_code)
     position = PositionSql(
-        p, p.c.paid, days=p.c.age_days, due_before=p.c.due_before, due_through=p.c.due_through
+        p,
+        p.c.paid_amount,
+        paid_count=p.c.covered,
+        days=p.c.age_days,
+        due_before=p.c.due_before,
+        due_through=p.c.due_through,
     )
     # sum() over no rows is NULL: 0 instead.
     return select(

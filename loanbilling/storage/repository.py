@@ -15,11 +15,19 @@ from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
 from loanbilling.domain.customer import Customer, CustomerDetails
 from loanbilling.domain.events import NewEvent
-from loanbilling.domain.loan import Installment, Loan, LoanStatus, LoanTerms, ScheduleEntry
-from loanbilling.domain.payment import Payment
+from loanbilling.domain.loan import (
+    Installment,
+    Loan,
+    LoanStatus,
+    LoanTerms,
+    PayoffInterest,
+    PrepaymentPolicy,
+    ScheduleEntry,
+)
+from loanbilling.domain.payment import Payment, PaymentKind
 from loanbilling.storage.event_store import event_row
 from loanbilling.storage.interfaces import PaymentSlot
-from loanbilling.storage.sql import last_week_paid_by
+from loanbilling.storage.sql import paid_amount_by
 from loanbilling.storage.tables import customers, events, installments, loans, payments
 
 
@@ -39,12 +47,14 @@ def loan_from_row(row: Row) -> Loan:
         start_date=row.start_date,
         currency_code=row.currency_code,
         delinquency_threshold=row.delinquency_threshold,
+        prepayment_policy=PrepaymentPolicy(row.prepayment_policy),
+        payoff_interest=PayoffInterest(row.payoff_interest),
     )
     return Loan(
         id=row.id,
         customer_id=row.customer_id,
         terms=terms,
-        paid_count=row.paid_count,
+        paid_amount=row.paid_amount,
         last_payment_date=row.last_payment_date,
         status=LoanStatus(row.status),
         request_id=row.request_id,
@@ -63,6 +73,10 @@ def payment_from_row(row: Row) -> Payment:
         idempotency_key=row.idempotency_key,
         outstanding_after=row.outstanding_after,
         status_after=LoanStatus(row.status_after),
+        principal_amount=row.principal_amount,
+        interest_amount=row.interest_amount,
+        kind=PaymentKind(row.kind),
+        waived_interest_amount=row.waived_interest_amount,
     )
 
 
@@ -81,17 +95,21 @@ def loan_row(loan: Loan, written_at: dt.datetime) -> dict[str, object]:
         "interest_amount": terms.interest_amount,
         "total_amount": terms.total_amount,
         "weekly_payment": terms.weekly_payment,
+        "paid_amount": loan.paid_amount,
         "paid_count": loan.paid_count,
         "outstanding_amount": loan.outstanding_amount,
         "last_payment_date": loan.last_payment_date,
         "status": loan.status.value,
         "request_id": loan.request_id,
+        "prepayment_policy": terms.prepayment_policy.value,
+        "payoff_interest": terms.payoff_interest.value,
         "created_at": written_at,
         "updated_at": written_at,
     }
 
 
-def payment_row(payment: Payment, written_at: dt.datetime) -> dict[str, object]:
+def payment_row(payment: Payment, paid_after: int, written_at: dt.datetime) -> dict[str, object]:
+    """The payments row of `payment`, which took the loan's paid amount to `paid_after`."""
     return {
         "id": payment.id,
         "loan_id": payment.loan_id,
@@ -103,6 +121,11 @@ def payment_row(payment: Payment, written_at: dt.datetime) -> dict[str, object]:
         "idempotency_key": payment.idempotency_key,
         "outstanding_after": payment.outstanding_after,
         "status_after": payment.status_after.value,
+        "principal_amount": payment.principal_amount,
+        "interest_amount": payment.interest_amount,
+        "kind": payment.kind.value,
+        "waived_interest_amount": payment.waived_interest_amount,
+        "paid_amount_after": paid_after,
         "created_at": written_at,
     }
 
@@ -121,7 +144,7 @@ def next_id(dialect_name: str, table):
 # a prebuilt statement memoizes both and only takes new parameters.
 _CUSTOMER = select(customers).where(customers.c.id == bindparam("id"))
 _LOAN = select(loans).where(loans.c.id == bindparam("id"))
-_PAID_THROUGH = last_week_paid_by(bindparam("loan_id"), bindparam("on"))
+_PAID_BY = paid_amount_by(bindparam("loan_id"), bindparam("on"))
 _PAYMENT_BY_KEY = select(payments).where(payments.c.idempotency_key == bindparam("key"))
 _KEY_PAYMENT_ID = (
     select(payments.c.id)
@@ -167,10 +190,11 @@ _MOVE_BALANCE = (
     update(loans)
     .where(
         loans.c.id == bindparam("b_id"),
-        loans.c.paid_count == bindparam("b_paid_before"),
+        loans.c.paid_amount == bindparam("b_paid_before"),
         loans.c.status == bindparam("b_status_before"),
     )
     .values(
+        paid_amount=bindparam("b_paid_amount"),
         paid_count=bindparam("b_paid_count"),
         outstanding_amount=bindparam("b_outstanding"),
         last_payment_date=bindparam("b_last_payment_date"),
@@ -260,12 +284,10 @@ class SqlLoans:
             query = query.where(loans.c.id < before_id)
         return [loan_from_row(row) for row in self.conn.execute(query)]
 
-    def paid_count_at(self, loan_id: int, on: dt.date) -> int:
-        """One index seek (storage.sql.last_week_paid_by)."""
-        last_week = self.conn.execute(
-            _PAID_THROUGH, {"loan_id": loan_id, "on": on}
-        ).scalar_one_or_none()
-        return last_week or 0
+    def paid_amount_at(self, loan_id: int, on: dt.date) -> int:
+        """One index seek (storage.sql.paid_amount_by)."""
+        paid = self.conn.execute(_PAID_BY, {"loan_id": loan_id, "on": on}).scalar_one_or_none()
+        return paid or 0
 
     def schedule(self, loan_id: int) -> list[ScheduleEntry]:
         rows = self.conn.execute(
@@ -321,8 +343,9 @@ class SqlPayments:
             _MOVE_BALANCE,
             {
                 "b_id": before.id,
-                "b_paid_before": before.paid_count,
+                "b_paid_before": before.paid_amount,
                 "b_status_before": before.status.value,
+                "b_paid_amount": after.paid_amount,
                 "b_paid_count": after.paid_count,
                 "b_outstanding": after.outstanding_amount,
                 "b_last_payment_date": after.last_payment_date,
@@ -334,7 +357,7 @@ class SqlPayments:
             if self.locking:
                 raise RuntimeError(f"loan {before.id} changed under its row lock")
             return False
-        self.conn.execute(_INSERT_PAYMENT, payment_row(payment, written_at))
+        self.conn.execute(_INSERT_PAYMENT, payment_row(payment, after.paid_amount, written_at))
         self.conn.execute(
             _SETTLE_INSTALLMENTS,
             {

@@ -9,7 +9,9 @@ Hypothesis tests on both databases hold each pair together:
 tests/integration/test_sweep_sql.py and tests/integration/test_portfolio_sql.py.
 
 Expressions take the loan's columns from `table`: the loans table or a CTE
-carrying the same column names.
+carrying the same column names. As in the domain, a loan's state is its paid
+amount A: every amount is computed from A, every count from c(A)
+(`installments_covered`); none multiplies two amounts, so none overflows.
 """
 
 from __future__ import annotations
@@ -87,40 +89,63 @@ def amount_through(week_number, table=loans) -> ColumnElement:
     )
 
 
+def installments_covered(paid_amount, table=loans) -> ColumnElement:
+    """c(A), the installments fully covered by the paid amount A: twin of
+    LoanTerms.installments_covered. A is never negative in storage, so the
+    domain's max(A, 0) is A, and A / weekly_payment is integer division (both
+    BIGINT) that truncates, i.e. floors, in both databases."""
+    return case(
+        (paid_amount >= table.c.total_amount, table.c.weeks),
+        else_=_least(paid_amount // table.c.weekly_payment, table.c.weeks - 1),
+    )
+
+
 # loanbilling.domain.loan.Loan
 
 
-def last_week_paid_by(loan_id, on):
-    """The last week settled by the latest payment of `loan_id` dated on or before
-    `on` (no row: none): one index seek, however many payments the loan has. What
-    a read of the past counts where not Loan.knows_paid_count_at(on)."""
+def paid_amount_by(loan_id, on):
+    """A(on): the paid amount right after the latest payment of `loan_id` dated on
+    or before `on` (no row: none), one index seek however many payments the loan
+    has. What a read of the past takes where not Loan.knows_paid_amount_at(on).
+    Of one day's payments the latest has the largest paid_amount_after, payments
+    only adding to A; the index (loan_id, payment_date, paid_amount_after) serves
+    the order as it stands."""
     return (
-        select(payments.c.last_week)
+        select(payments.c.paid_amount_after)
         .where(payments.c.loan_id == loan_id, payments.c.payment_date <= on)
-        .order_by(payments.c.payment_date.desc(), payments.c.last_week.desc())
+        .order_by(payments.c.payment_date.desc(), payments.c.paid_amount_after.desc())
         .limit(1)
     )
 
 
-def paid_count_at(on: ColumnElement, table=loans) -> ColumnElement:
-    """Installments paid by the end of the DATE `on`: twin of Loan.position's paid
-    count. The loan row's paid_count where Loan.knows_paid_count_at(on), else
-    `last_week_paid_by`."""
-    past = last_week_paid_by(table.c.id, on).scalar_subquery()
+def paid_amount_at(on: ColumnElement, table=loans) -> ColumnElement:
+    """A(on), the amount paid by the end of the DATE `on`: twin of the paid amount
+    Loan.position takes. The loan row's paid_amount where
+    Loan.knows_paid_amount_at(on), else `paid_amount_by` (0 without a payment)."""
+    past = paid_amount_by(table.c.id, on).scalar_subquery()
     knows = table.c.last_payment_date.is_(None) | (table.c.last_payment_date <= on)
-    return case((knows, table.c.paid_count), else_=func.coalesce(past, 0))
+    return case((knows, table.c.paid_amount), else_=func.coalesce(past, 0))
 
 
 class PositionSql:
     """Twin of loanbilling.domain.loan.Position: a loan of `table` at a date, given
-    `paid_count`, as SQL expressions. `days` is the number of days from the loan's
-    start to the date and `due_before` its weeks_due_before (and `due_through` its
-    weeks_due_through, if known): passed in, so that a statement may compute them
-    once (e.g. in a CTE)."""
+    its paid amount A (`paid_amount`), as SQL expressions. Amounts are computed
+    from A; counts from `paid_count`, c(A), which is `installments_covered(A)`
+    unless given (a column that holds it, so as not to compute it again).
+    `days` is the number of days from the loan's start to the date and
+    `due_before` its weeks_due_before (and `due_through` its weeks_due_through,
+    if known): passed in, so that a statement may compute them once (e.g. in a
+    CTE)."""
 
-    def __init__(self, table, paid_count, *, days, due_before, due_through=None) -> None:
+    def __init__(
+        self, table, paid_amount, *, paid_count=None, days, due_before, due_through=None
+    ) -> None:
         self.table = table
-        self.paid_count = paid_count
+        self.paid_amount = paid_amount
+        # Position.paid_count: c(A).
+        self.paid_count = (
+            installments_covered(paid_amount, table) if paid_count is None else paid_count
+        )
         self.days = days
         self.due_before = due_before
         # domain.portfolio.weeks_due_through at the date, where a statement computed it.
@@ -128,17 +153,20 @@ class PositionSql:
 
     @classmethod
     def of_row(cls, table, as_of: ColumnElement) -> PositionSql:
-        """The loan row's own paid_count at the DATE `as_of`."""
+        """The loan row's stored state at the DATE `as_of`: its paid_amount, and its
+        paid_count for c(A), which every write keeps equal to
+        installments_covered(paid_amount) (the materialised twin)."""
         return cls(
             table,
-            table.c.paid_count,
+            table.c.paid_amount,
+            paid_count=table.c.paid_count,
             days=days_between(as_of, table.c.start_date),
             due_before=weeks_due_before(as_of, table),
         )
 
     @property
     def _behind(self) -> ColumnElement:
-        # Some installment due before the date is unpaid: missed_installments > 0.
+        # Some installment due before the date is not fully covered: missed_installments > 0.
         return self.due_before > self.paid_count
 
     @property
@@ -148,11 +176,9 @@ class PositionSql:
 
     @property
     def overdue_amount(self) -> ColumnElement:
-        """Twin of Position.overdue_amount (paid_count + missed_installments is
-        due_before when behind, and the amount is 0 otherwise)."""
-        owed = amount_through(self.due_before, self.table) - amount_through(
-            self.paid_count, self.table
-        )
+        """Twin of Position.overdue_amount, cum(c + missed) - A: c + missed is
+        due_before when behind, and the amount is 0 otherwise."""
+        owed = amount_through(self.due_before, self.table) - self.paid_amount
         return case((self._behind, owed), else_=literal(0))
 
     @property
@@ -164,8 +190,8 @@ class PositionSql:
 
     @property
     def outstanding_amount(self) -> ColumnElement:
-        """Twin of Position.outstanding_amount."""
-        return self.table.c.total_amount - amount_through(self.paid_count, self.table)
+        """Twin of Position.outstanding_amount: T - A."""
+        return self.table.c.total_amount - self.paid_amount
 
     @property
     def delinquent(self) -> ColumnElement:
@@ -174,7 +200,7 @@ class PositionSql:
 
     def status_is(self, status: LoanStatus) -> ColumnElement:
         """Whether Position.status is `status`: twin of Position.status."""
-        paid_off = self.paid_count >= self.table.c.weeks
+        paid_off = self.paid_amount >= self.table.c.total_amount
         if status is LoanStatus.PAID:
             return paid_off
         if status is LoanStatus.DELINQUENT:
@@ -265,11 +291,10 @@ def in_portfolio(as_of: ColumnElement, currency_code: str, table=loans) -> Colum
     return (table.c.currency_code == currency_code) & (table.c.start_date <= as_of)
 
 
-def weeks_due_through(position: PositionSql) -> ColumnElement:
-    """Twin of domain.portfolio.weeks_due_through at the position's date."""
-    if position.due_through is not None:
-        return position.due_through
-    return _weeks_within(position.days, position.table)
+def weeks_due_through(days, table=loans) -> ColumnElement:
+    """Twin of domain.portfolio.weeks_due_through, given the days from the loan's
+    start to the date."""
+    return _weeks_within(days, table)
 
 
 def in_risk_bucket(days_past_due, bucket: tuple[int, int | None]) -> ColumnElement:
@@ -283,7 +308,10 @@ def loan_totals(position: PositionSql) -> dict[str, ColumnElement]:
     """What the loan adds to each summed figure: twin of domain.portfolio.loan_totals
     (with domain.portfolio.due_amount and collected_toward_due inside)."""
     t = position.table
-    due_through = weeks_due_through(position)
+    due_through = position.due_through
+    if due_through is None:
+        due_through = weeks_due_through(position.days, t)
+    due = amount_through(due_through, t)
     outstanding = position.outstanding_amount
     one, zero = literal(1), literal(0)
 
@@ -296,8 +324,8 @@ def loan_totals(position: PositionSql) -> dict[str, ColumnElement]:
         "total_repayable": t.c.total_amount,
         "outstanding_amount": outstanding,
         "overdue_amount": position.overdue_amount,
-        "due_amount": amount_through(due_through, t),
-        "collected_toward_due": amount_through(_least(position.paid_count, due_through), t),
+        "due_amount": due,
+        "collected_toward_due": _least(position.paid_amount, due),
     }
     for status, (count, principal, owed) in STATUS_TOTALS.items():
         held = position.status_is(status)

@@ -81,6 +81,10 @@ def _schedule_rows(in_batch):
     The range of weeks is bounded by arithmetic, so the join is an index range
     scan per loan, and a loan with nothing unpaid in it (most of a batch) is not
     joined at all; each loan's rows come in week order.
+
+    Each loan is judged on its stored state (domain.sweep.sweep_position): its
+    paid_amount for the amounts, its paid_count for c(A) (the materialised
+    storage.sql.installments_covered(paid_amount)) for the counts and weeks.
     """
     position = PositionSql.of_row(loans, AS_OF)
     weeks = schedule_event_weeks(position, WINDOW_END)
@@ -184,7 +188,8 @@ def _postgresql_batch():
             loans.c.customer_id,
             loans.c.start_date,
             loans.c.weeks,
-            loans.c.paid_count,
+            loans.c.paid_amount,
+            loans.c.paid_count,  # c(paid_amount): see PositionSql.of_row
             loans.c.total_amount,
             loans.c.weekly_payment,
             loans.c.currency_code,

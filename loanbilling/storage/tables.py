@@ -56,13 +56,19 @@ loans = Table(
     Column("interest_amount", BigInteger, nullable=False),
     Column("total_amount", BigInteger, nullable=False),
     Column("weekly_payment", BigInteger, nullable=False),
-    # Installments 1..paid_count are paid: payments settle the oldest first.
+    # The repayment state (rules v2): A, the sum of the live payments.
+    Column("paid_amount", BigInteger, nullable=False),
+    # Materialised from it: c(A), installments 1..paid_count fully covered
+    # (payments are allocated oldest first), and T - A.
     Column("paid_count", Integer, nullable=False),
     Column("outstanding_amount", BigInteger, nullable=False),
     Column("last_payment_date", Date, nullable=True),
     # Materialised status at the business date; payments and the sweep keep it current.
     Column("status", String(16), nullable=False),
     Column("request_id", String(128), nullable=True, unique=True),
+    # Per-loan settings (domain PrepaymentPolicy, PayoffInterest), chosen at creation.
+    Column("prepayment_policy", String(24), nullable=False),
+    Column("payoff_interest", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index(None, "customer_id", "id"),
@@ -104,10 +110,18 @@ payments = Table(
     # The outcome as first answered, so that a retry replays it exactly.
     Column("outstanding_after", BigInteger, nullable=False),
     Column("status_after", String(16), nullable=False),
+    # The amount's split: J(A after) - J(A before) is interest, the rest principal.
+    Column("principal_amount", BigInteger, nullable=False),
+    Column("interest_amount", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    # A payoff's waived interest (WAIVE_UNDUE): it counts in A without being cash.
+    Column("waived_interest_amount", BigInteger, nullable=False),
+    # A right after it: what a read of a past date seeks (the latest payment by then).
+    Column("paid_amount_after", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("idempotency_key"),
     # Serves "paid by date D" as one index seek, whatever the number of payments.
-    Index(None, "loan_id", "payment_date", "last_week"),
+    Index(None, "loan_id", "payment_date", "paid_amount_after"),
 )
 
 # The outbox. An event is inserted in the transaction of the change it reports,

@@ -13,10 +13,20 @@ import urllib.request
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from microfin.loanbilling.v1 import (
+    analytics_service_pb2,
+    loan_service_pb2,
+    loan_service_pb2_grpc,
+    notification_service_pb2,
+    notification_service_pb2_grpc,
+)
 from microfin.loanbilling.v1 import loan_service_pb2 as api
-from microfin.loanbilling.v1 import loan_service_pb2_grpc, notification_service_pb2_grpc
 from microfin.loanbilling.v1 import notification_service_pb2 as notify
 
+from loanbilling.api.analytics_servicer import AnalyticsServicer
+from loanbilling.api.auth import Role
+from loanbilling.api.loan_servicer import LoanServicer
+from loanbilling.api.notification_servicer import NotificationServicer
 from loanbilling.config import Settings
 from loanbilling.logs import JsonFormatter
 from loanbilling.server import start
@@ -92,6 +102,15 @@ def test_tokens_and_roles(guarded, caplog):
             grpc.StatusCode.PERMISSION_DENIED
         )
         assert code_of(stub.MakePayment, payment, metadata=collector) == grpc.StatusCode.OK
+        quote = api.GetPayoffQuoteRequest(loan_id=loan_id)
+        assert code_of(stub.GetPayoffQuote, quote, metadata=reader) == grpc.StatusCode.OK
+        payoff = api.PayOffLoanRequest(loan_id=loan_id, amount=1, idempotency_key="o")
+        assert code_of(stub.PayOffLoan, payoff, metadata=reader) == (
+            grpc.StatusCode.PERMISSION_DENIED
+        )
+        assert code_of(stub.PayOffLoan, payoff, metadata=collector) == (
+            grpc.StatusCode.INVALID_ARGUMENT  # let in: 1 is not the payoff amount
+        )
         read = api.GetOutstandingRequest(loan_id=loan_id)
         for who in (reader, collector, admin):  # roles nest
             assert code_of(stub.GetOutstanding, read, metadata=who) == grpc.StatusCode.OK
@@ -125,6 +144,46 @@ def test_tokens_and_roles(guarded, caplog):
         secret not in caplog.text
         for secret in ("admin-secret-token", "collector-secret-token", "reader-secret-token")
     )
+
+
+# Every RPC and the role it needs (roles nest: admin > collector > reader). A new
+# RPC must be listed here, and in the README's roles table.
+ROLES = {
+    "LoanService": {
+        "CreateCustomer": Role.ADMIN,
+        "GetCustomer": Role.READER,
+        "CreateLoan": Role.ADMIN,
+        "GetLoan": Role.READER,
+        "ListLoans": Role.READER,
+        "GetOutstanding": Role.READER,
+        "IsDelinquent": Role.READER,
+        "MakePayment": Role.COLLECTOR,
+        "GetPayoffQuote": Role.READER,
+        "PayOffLoan": Role.COLLECTOR,
+        "ReversePayment": Role.ADMIN,
+        "WriteOffLoan": Role.ADMIN,
+        "ListPayments": Role.READER,
+        "RunDelinquencySweep": Role.ADMIN,
+    },
+    "NotificationService": {"StreamNotifications": Role.READER},
+    "AnalyticsService": {"GetPortfolioSummary": Role.READER},
+}
+
+
+@pytest.mark.parametrize(
+    ("module", "servicer"),
+    [
+        (loan_service_pb2, LoanServicer),
+        (notification_service_pb2, NotificationServicer),
+        (analytics_service_pb2, AnalyticsServicer),
+    ],
+)
+def test_every_rpc_needs_its_role(module, servicer):
+    (service,) = module.DESCRIPTOR.services_by_name.values()
+    for method in service.methods:
+        assert method.name in ROLES[service.name], f"{method.name}: add it to ROLES"
+        needed = getattr(servicer, method.name).required_role
+        assert needed is ROLES[service.name][method.name], method.name
 
 
 def test_request_ids_are_echoed(stub):

@@ -49,6 +49,7 @@ DEFINED = {
     grpc.StatusCode.NOT_FOUND,
     grpc.StatusCode.FAILED_PRECONDITION,
     grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.OUT_OF_RANGE,  # a read dated before the loan's start (rules v2)
     grpc.StatusCode.RESOURCE_EXHAUSTED,
     grpc.StatusCode.DEADLINE_EXCEEDED,  # only from the short stream reads below
 }
@@ -100,6 +101,18 @@ REQUESTS = {
         day=DATE,
         loan_id=st.one_of(st.just(1), INT64),
         amount=st.one_of(st.sampled_from([110_000, 220_000]), INT64),
+        idempotency_key=st.one_of(st.just("reused-key"), TEXT),
+    ),
+    "GetPayoffQuote": st.builds(
+        lambda as_of, **f: with_dates(api.GetPayoffQuoteRequest(**f), as_of=as_of),
+        as_of=DATE,
+        loan_id=st.one_of(st.just(1), INT64),
+    ),
+    "PayOffLoan": st.builds(
+        lambda day, **f: with_dates(api.PayOffLoanRequest(**f), payment_date=day),
+        day=DATE,
+        loan_id=st.one_of(st.just(1), INT64),
+        amount=st.one_of(st.sampled_from([5_010_000, 5_500_000, 110_000]), INT64),
         idempotency_key=st.one_of(st.just("reused-key"), TEXT),
     ),
     "ListPayments": st.builds(
@@ -242,6 +255,7 @@ VALID = {
         request_id="l-1",
     ),
     "MakePayment": lambda: api.MakePaymentRequest(loan_id=1, amount=110_000, idempotency_key="p-1"),
+    "PayOffLoan": lambda: api.PayOffLoanRequest(loan_id=1, amount=5_500_000, idempotency_key="o-1"),
     "ListLoans": lambda: api.ListLoansRequest(page_token=""),
     "ListPayments": lambda: api.ListPaymentsRequest(loan_id=1),
 }

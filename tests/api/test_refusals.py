@@ -130,6 +130,8 @@ def test_create_loan_for_unknown_customer(stub, engine):
         ("IsDelinquent", api.IsDelinquentRequest(loan_id=99)),
         ("ListPayments", api.ListPaymentsRequest(loan_id=99)),
         ("MakePayment", api.MakePaymentRequest(loan_id=99, amount=110_000, idempotency_key="k")),
+        ("GetPayoffQuote", api.GetPayoffQuoteRequest(loan_id=99)),
+        ("PayOffLoan", api.PayOffLoanRequest(loan_id=99, amount=110_000, idempotency_key="k")),
     ],
 )
 def test_unknown_ids_are_not_found(stub, engine, call, request_):
@@ -148,6 +150,12 @@ def test_unknown_ids_are_not_found(stub, engine, call, request_):
         ("GetOutstanding", api.GetOutstandingRequest(loan_id=0), "loan_id"),
         ("IsDelinquent", api.IsDelinquentRequest(loan_id=0), "loan_id"),
         ("ListPayments", api.ListPaymentsRequest(loan_id=0), "loan_id"),
+        ("GetPayoffQuote", api.GetPayoffQuoteRequest(loan_id=0), "loan_id"),
+        (
+            "GetPayoffQuote",
+            api.GetPayoffQuoteRequest(loan_id=1, as_of=date_pb2.Date(year=2026, month=2, day=30)),
+            "as_of",
+        ),
         ("ListLoans", api.ListLoansRequest(customer_id=-1), "customer_id"),
         ("ListLoans", api.ListLoansRequest(page_size=-1), "page_size"),
         ("ListLoans", api.ListLoansRequest(page_token="garbage"), "page_token"),

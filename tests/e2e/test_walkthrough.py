@@ -26,6 +26,8 @@ def test_readme_walkthrough_is_complete():
         "GetOutstanding",
         "IsDelinquent",
         "RunDelinquencySweep",
+        "GetPayoffQuote",
+        "PayOffLoan",
     ):
         assert f"{SERVICE}/{rpc}" in rpcs, f"the README walkthrough lost its {rpc} step"
     for rpc in (
@@ -72,6 +74,20 @@ def test_readme_walkthrough(empty_database_url, tmp_path):
         assert [line["status"] for line in loan["schedule"][:5]] == [
             "INSTALLMENT_STATUS_PAID"
         ] * 4 + ["INSTALLMENT_STATUS_UNPAID"]
+
+        # The payoff story: the refused amount recorded nothing; the two payments of
+        # loan 2 carry all of its principal, and its interest with the waiver.
+        payoff = _call(server, "ListPayments", {"loan_id": 2})["payments"]
+        assert [(p["amount"], p["kind"]) for p in payoff] == [
+            ("1100000", "PAYMENT_KIND_REGULAR"),
+            ("4010000", "PAYMENT_KIND_PAYOFF"),
+        ]
+        assert payoff[1]["settled_week_numbers"] == list(range(11, 51))
+        assert sum(int(p["principal_amount"]) for p in payoff) == 5_000_000
+        waived = int(payoff[1]["waived_interest_amount"])
+        assert sum(int(p["interest_amount"]) for p in payoff) + waived == 500_000
+        earlier = _call(server, "GetOutstanding", {"loan_id": 2, "as_of": _date(2026, 3, 17)})
+        assert earlier["outstanding_amount"] == "4400000"
 
         # README, "The rules as read": the stored status is evaluated at the business
         # date (today, long after 2026-02-16), not at the back-dated payment.

@@ -9,6 +9,8 @@ import pytest
 from sqlalchemy import text
 
 from loanbilling.clock import FixedClock
+from loanbilling.domain.loan import LoanTerms, Position
+from loanbilling.domain.payment import PaymentKind
 from loanbilling.services.billing import BillingService
 from loanbilling.storage.database import make_engine
 from loanbilling.storage.migrate import (
@@ -23,6 +25,7 @@ from tests.support.books import assert_books_exact
 from tests.support.databases import sqlite_url
 
 START = dt.date(2026, 1, 5)
+WEEK = dt.timedelta(days=7)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -116,5 +119,181 @@ def test_a_newer_schema_is_refused(empty_url):
         with pytest.raises(SchemaMismatch) as refused:
             check_schema(engine)
         assert "newer release" in str(refused.value)
+    finally:
+        engine.dispose()
+
+
+def _insert_v1_book(
+    conn, now: dt.datetime
+) -> list[tuple[LoanTerms, int, list[tuple[int, dt.date]]]]:
+    """Loans as the v1 schema (revision 0002) held them: a paid count, payments of
+    whole installments. Returns each loan's terms, id and payments (weeks, date)."""
+    conn.execute(
+        text(
+            "INSERT INTO customers (id, name, email, phone, created_at) "
+            "VALUES (1, 'Siti', 'siti@example.com', '', :now)"
+        ),
+        {"now": now},
+    )
+    book = [
+        # The canonical loan, three payments of one week and one of two.
+        (
+            LoanTerms.create(
+                principal_amount=5_000_000, interest_rate_bps=1000, weeks=50, start_date=START
+            ),
+            1,
+            [
+                (1, START + WEEK),
+                (1, START + 2 * WEEK),
+                (1, START + 3 * WEEK),
+                (2, START + 5 * WEEK),
+            ],
+        ),
+        # A last installment that absorbs a remainder, paid off in two payments.
+        (
+            LoanTerms.create(
+                principal_amount=1_000_001, interest_rate_bps=1234, weeks=7, start_date=START
+            ),
+            2,
+            [(3, START + 3 * WEEK), (4, START + 7 * WEEK)],
+        ),
+        # Never paid.
+        (
+            LoanTerms.create(
+                principal_amount=99_999, interest_rate_bps=0, weeks=3, start_date=START
+            ),
+            3,
+            [],
+        ),
+    ]
+    payment_id = 0
+    for terms, loan_id, paid in book:
+        weeks_paid = sum(weeks for weeks, _ in paid)
+        position = Position(terms, terms.amount_through(weeks_paid), START + 7 * WEEK)
+        conn.execute(
+            text(
+                "INSERT INTO loans (id, customer_id, principal_amount, interest_rate_bps, weeks,"
+                " start_date, currency_code, delinquency_threshold, interest_amount,"
+                " total_amount, weekly_payment, paid_count, outstanding_amount,"
+                " last_payment_date, status, created_at, updated_at) VALUES (:id, 1, :p, :r,"
+                " :n, :start, 'IDR', 2, :i, :t, :w, :paid, :out, :last, :status, :now, :now)"
+            ),
+            {
+                "id": loan_id,
+                "p": terms.principal_amount,
+                "r": terms.interest_rate_bps,
+                "n": terms.weeks,
+                "start": START,
+                "i": terms.interest_amount,
+                "t": terms.total_amount,
+                "w": terms.weekly_payment,
+                "paid": weeks_paid,
+                "out": position.outstanding_amount,
+                "last": paid[-1][1] if paid else None,
+                "status": position.status.value,
+                "now": now,
+            },
+        )
+        for line in terms.schedule():
+            conn.execute(
+                text(
+                    "INSERT INTO installments (loan_id, week_number, due_date, amount,"
+                    " principal_amount, interest_amount) VALUES (:loan, :week, :due, :a, :p, :i)"
+                ),
+                {
+                    "loan": loan_id,
+                    "week": line.week_number,
+                    "due": line.due_date,
+                    "a": line.amount,
+                    "p": line.principal_amount,
+                    "i": line.interest_amount,
+                },
+            )
+        covered = 0
+        for weeks, on in paid:
+            payment_id += 1
+            amount = terms.amount_through(covered + weeks) - terms.amount_through(covered)
+            after = Position(terms, terms.amount_through(covered + weeks), on)
+            conn.execute(
+                text(
+                    "INSERT INTO payments (id, loan_id, amount, currency_code, payment_date,"
+                    " first_week, last_week, idempotency_key, outstanding_after, status_after,"
+                    " created_at) VALUES (:id, :loan, :a, 'IDR', :on, :first, :last, :key,"
+                    " :out, :status, :now)"
+                ),
+                {
+                    "id": payment_id,
+                    "loan": loan_id,
+                    "a": amount,
+                    "on": on,
+                    "first": covered + 1,
+                    "last": covered + weeks,
+                    "key": f"k{payment_id}",
+                    "out": after.outstanding_amount,
+                    "status": after.status.value,
+                    "now": now,
+                },
+            )
+            conn.execute(
+                text(
+                    "UPDATE installments SET paid_date = :on, payment_id = :id"
+                    " WHERE loan_id = :loan AND week_number BETWEEN :first AND :last"
+                ),
+                {
+                    "on": on,
+                    "id": payment_id,
+                    "loan": loan_id,
+                    "first": covered + 1,
+                    "last": covered + weeks,
+                },
+            )
+            covered += weeks
+    return book
+
+
+def _rows(conn, table: str) -> list[dict]:
+    query = text(f"SELECT * FROM {table} ORDER BY 1, 2")
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def test_upgrade_to_v2_keeps_every_row_and_every_read(empty_url):
+    """A database filled by the v1 schema: after the upgrade every old column of
+    every row is unchanged, the new ones are what v2 defines (A, the payments'
+    splits, the default settings), and reads at any date answer as before."""
+    engine = make_engine(empty_url)
+    try:
+        upgrade(engine, "0002")
+        now = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
+        with engine.begin() as conn:
+            book = _insert_v1_book(conn, now)
+            before = {t: _rows(conn, t) for t in ("loans", "payments", "installments")}
+        upgrade(engine)
+        assert_books_exact(engine)
+        with engine.connect() as conn:
+            after = {t: _rows(conn, t) for t in ("loans", "payments", "installments")}
+        for table, rows in before.items():
+            assert [{k: row[k] for k in rows[0]} for row in after[table]] == rows, table
+        today = START + 8 * WEEK
+        billing = BillingService(sql_storage(engine), FixedClock(today))
+        for terms, loan_id, paid in book:
+            loan = billing.get_loan(loan_id).loan
+            assert loan.terms == terms  # DUE_ONLY and FULL: the v1 behaviour
+            assert loan.paid_amount == terms.amount_through(sum(w for w, _ in paid))
+            payments = billing.list_payments(loan_id=loan_id).items
+            covered = 0
+            for (weeks, on), payment in zip(paid, payments, strict=True):
+                before_amount = terms.amount_through(covered)
+                covered += weeks
+                interest = terms.interest_part(terms.amount_through(covered)) - terms.interest_part(
+                    before_amount
+                )
+                assert (payment.payment_date, payment.interest_amount) == (on, interest)
+                assert payment.principal_amount == payment.amount - interest
+                assert payment.kind is PaymentKind.REGULAR
+            for day in range(0, 8 * 7 + 1, 3):
+                on = START + dt.timedelta(days=day)
+                weeks_by = sum(w for w, d in paid if d <= on)
+                expected = Position(terms, terms.amount_through(weeks_by), on)
+                assert billing.get_position(loan_id, on).position == expected, (loan_id, on)
     finally:
         engine.dispose()

@@ -1,6 +1,7 @@
 """Portfolio aggregates in SQL, on SQLite and PostgreSQL: a hand-worked portfolio,
-a read of the past, and generated books checked against the domain's
-portfolio_figures (loanbilling.domain.portfolio), the only oracle."""
+a read of the past, and generated books (paid amounts on installment boundaries
+and off them) checked against the domain's portfolio_figures
+(loanbilling.domain.portfolio), the only oracle."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import datetime as dt
 import itertools
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, func, select
+from sqlalchemy import BigInteger, Integer, event, func, literal, select, union_all
 
+from loanbilling.domain.loan import MAX_WEEKS, LoanTerms
 from loanbilling.domain.portfolio import (
     PortfolioFigures,
     StatusFigures,
@@ -20,12 +22,14 @@ from loanbilling.domain.portfolio import (
 )
 from loanbilling.services.billing import BillingService
 from loanbilling.storage.portfolio import portfolio_summary
+from loanbilling.storage.sql import installments_covered
 from loanbilling.storage.tables import loans, payments
 from tests.conftest import START
 from tests.support.generated_loans import (
     BOOKS,
     DATES,
     PROPERTY_SETTINGS,
+    WORKED_BOOK,
     empty_database,
     write_book,
 )
@@ -191,17 +195,75 @@ def test_one_statement_returning_one_row(engine, portfolio):
 
 
 @PROPERTY_SETTINGS
-@given(plans=BOOKS, dates=st.lists(DATES, min_size=1, max_size=3))
+@given(plans=BOOKS, dates=st.lists(DATES, min_size=1, max_size=2))
+# The worked book on day 3 and day 7 (a past read takes the second of day 7's
+# payments), day 20 (the first loan partly covered, 187,233 overdue) and day 25
+# (the first one unit short of paid off after its last due date, c = 2, 1 overdue;
+# the second partly covered, 80,080 overdue).
+@example(plans=WORKED_BOOK, dates=[START + 20 * DAY, START + 25 * DAY])
 def test_generated_books_match_the_domain(engine, storage, books, clock, plans, dates):
     empty_database(engine)
-    ids = write_book(books, clock, plans)
-    clock.current = START + 400 * DAY
-    for as_of in dates:
-        # Each loan as the per-loan read (GetOutstanding) has it at the end of as_of.
-        book = [books.get_position(loan_id, as_of) for loan_id in ids]
+    written = write_book(engine, books, clock, plans)
+    with storage.reading() as uow:
+        loans_now = [uow.loans.get(w.id) for w in written]
+    assert [loan.paid_amount for loan in loans_now] == [w.paid_amount for w in written]
+    # And on each date a loan was paid before its latest payment: a read of the past
+    # takes the last of that day's payments.
+    paid_on = {day for w in written for day, _ in w.history if day < w.history[-1][0]}
+    for as_of in dates + sorted(paid_on):
+        # Each domain Loan at the end of as_of, with A(as_of) from the payments the book wrote.
+        book = [w.position(loan, as_of) for w, loan in zip(written, loans_now, strict=True)]
         for currency_code in ("IDR", "USD"):
             figures = storage.portfolio(as_of, currency_code)
             assert figures == portfolio_figures(
-                at.position for at in book if in_portfolio(at.loan.terms, as_of, currency_code)
+                at for at in book if in_portfolio(at.terms, as_of, currency_code)
             ), (as_of, currency_code)
             assert figures.collected_amount == payments_through(engine, as_of, currency_code)
+
+
+# c(A), the one count the portfolio computes from A in SQL (the sweep reads it
+# materialised), on its own: many paid amounts, the boundaries and their
+# neighbours most of all, in one statement per example.
+
+
+@st.composite
+def terms_and_paid_amounts(draw) -> tuple[LoanTerms, list[int]]:
+    weeks = draw(st.one_of(st.integers(1, 13), st.integers(1, MAX_WEEKS)))
+    terms = LoanTerms.create(
+        # Up to the largest amounts: c(A) divides, it multiplies no two amounts.
+        principal_amount=draw(st.one_of(st.integers(weeks, 10**6), st.integers(weeks, 2**61))),
+        interest_rate_bps=draw(st.integers(0, 5000)),
+        weeks=weeks,
+        start_date=START,
+    )
+    total, weekly, weeks = terms.total_amount, terms.weekly_payment, terms.weeks
+    anywhere = st.integers(0, total)
+    near = st.builds(
+        lambda k, d: min(max(terms.amount_through(k) + d, 0), total),
+        st.integers(0, weeks),
+        st.integers(-1, 1),
+    )
+    edges = [0, 1, total - 1, total, weekly * weeks - 1, weekly * weeks, weekly * (weeks - 1)]
+    amounts = draw(st.lists(st.one_of(near, anywhere), min_size=1, max_size=20))
+    return terms, sorted({a for a in edges + amounts if 0 <= a <= total})
+
+
+@settings(PROPERTY_SETTINGS, max_examples=60)
+@given(case=terms_and_paid_amounts())
+def test_installments_covered_matches_the_domain(engine, case):
+    terms, amounts = case
+    rows = union_all(
+        *(
+            select(
+                literal(a, BigInteger).label("paid_amount"),
+                literal(terms.total_amount, BigInteger).label("total_amount"),
+                literal(terms.weekly_payment, BigInteger).label("weekly_payment"),
+                literal(terms.weeks, Integer).label("weeks"),
+            )
+            for a in amounts
+        )
+    ).subquery()
+    query = select(rows.c.paid_amount, installments_covered(rows.c.paid_amount, rows))
+    with engine.connect() as conn:
+        got = dict(conn.execute(query).all())
+    assert got == {a: terms.installments_covered(a) for a in amounts}

@@ -8,13 +8,18 @@ from loanbilling.storage.tables import events, installments, loans, payments
 
 
 def assert_books_exact(engine) -> dict[str, int]:
-    """total - sum(payments) == outstanding >= 0 for every loan; each installment
+    """paid_amount == the sum of the payments (with the interest payoffs waived)
+    and total - it == outstanding >= 0 for every loan; each payment's principal
+    and interest add up to it; each installment
     settled at most once and exactly weeks 1..paid_count; events numbered without
     gaps. Returns a few counts for the caller's figures."""
     with engine.connect() as conn:
         paid = dict(
             conn.execute(
-                select(payments.c.loan_id, func.sum(payments.c.amount)).group_by(payments.c.loan_id)
+                select(
+                    payments.c.loan_id,
+                    func.sum(payments.c.amount + payments.c.waived_interest_amount),
+                ).group_by(payments.c.loan_id)
             ).all()
         )
         settled = dict(
@@ -25,12 +30,25 @@ def assert_books_exact(engine) -> dict[str, int]:
             ).all()
         )
         rows = conn.execute(
-            select(loans.c.id, loans.c.total_amount, loans.c.outstanding_amount, loans.c.paid_count)
+            select(
+                loans.c.id,
+                loans.c.total_amount,
+                loans.c.outstanding_amount,
+                loans.c.paid_amount,
+                loans.c.paid_count,
+            )
         ).all()
         for loan in rows:
             total_paid = int(paid.get(loan.id, 0))
+            assert loan.paid_amount == total_paid, loan
             assert loan.total_amount - total_paid == loan.outstanding_amount >= 0, loan
             assert settled.get(loan.id, 0) == loan.paid_count, loan
+        split = conn.execute(
+            select(func.count())
+            .select_from(payments)
+            .where(payments.c.principal_amount + payments.c.interest_amount != payments.c.amount)
+        ).scalar_one()
+        assert split == 0, "a payment's principal and interest do not add up to it"
         # Payments of a loan settle consecutive weeks from week 1, each exactly once.
         next_week: dict[int, int] = {}
         for loan_id, first, last in conn.execute(

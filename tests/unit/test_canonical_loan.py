@@ -18,10 +18,14 @@ from loanbilling.domain.errors import (
 from loanbilling.domain.loan import (
     INT64_MAX,
     InstallmentStatus,
+    Loan,
     LoanStatus,
     LoanTerms,
+    PayoffInterest,
     Position,
+    PrepaymentPolicy,
     round_half_up_div,
+    stored_status,
 )
 from loanbilling.domain.payment import (
     accepted_amounts,
@@ -89,7 +93,7 @@ def test_canonical_amounts_are_ints():
         assert type(inst.amount) is int
         assert type(inst.principal_amount) is int
         assert type(inst.interest_amount) is int
-    pos = Position(terms, 7, due(7))
+    pos = Position(terms, terms.amount_through(7), due(7))
     for value in (
         pos.outstanding_amount,
         pos.outstanding_principal_amount,
@@ -102,7 +106,8 @@ def test_canonical_amounts_are_ints():
 @pytest.mark.parametrize("paid", range(0, 51))
 def test_canonical_outstanding_falls_by_110000(paid):
     terms = canonical()
-    pos = Position(terms, paid, due(paid) if paid else START)
+    pos = Position(terms, terms.amount_through(paid), due(paid) if paid else START)
+    assert pos.paid_count == paid
     assert pos.outstanding_amount == 5_500_000 - 110_000 * paid
     assert pos.outstanding_principal_amount == 5_000_000 - 100_000 * paid
     assert pos.outstanding_interest_amount == 500_000 - 10_000 * paid
@@ -118,11 +123,14 @@ def test_canonical_outstanding_by_paying_each_week_on_its_due_date():
         result = settle_payment(terms, paid, 110_000, due(k))
         assert result.settled_week_numbers == [k]
         assert result.outstanding_after == 5_500_000 - 110_000 * k
-        paid = result.after.paid_count
+        assert result.interest_amount == 10_000
+        assert result.after.paid_count == k
+        paid = result.after.paid_amount
         if k < 50:
             assert result.status_after is LoanStatus.ACTIVE
-    assert paid == 50
-    final = Position(terms, 50, due(50))
+    assert paid == terms.amount_through(50) == 5_500_000
+    final = Position(terms, paid, due(50))
+    assert final.paid_count == 50
     assert final.outstanding_amount == 0
     assert final.outstanding_principal_amount == 0
     assert final.outstanding_interest_amount == 0
@@ -144,6 +152,236 @@ def test_canonical_pay_everything_at_once_after_the_last_due_date():
     assert result.status_after is LoanStatus.PAID
 
 
+# --- The paid amount A (rules v2) -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("paid_amount", "covered"),
+    [
+        (0, 0),
+        (1, 0),
+        (109_999, 0),
+        (110_000, 1),
+        (110_001, 1),
+        (150_000, 1),
+        (219_999, 1),
+        (220_000, 2),
+        (5_389_999, 48),
+        (5_390_000, 49),
+        (5_499_999, 49),
+        (5_500_000, 50),
+    ],
+)
+def test_installments_covered_at_boundaries_and_inside_an_installment(paid_amount, covered):
+    terms = canonical()
+    assert terms.installments_covered(paid_amount) == covered
+    assert Position(terms, paid_amount, START).paid_count == covered
+    # c(A) is the largest c with cum(c) <= A
+    assert terms.amount_through(covered) <= paid_amount
+    if covered < 50:
+        assert terms.amount_through(covered + 1) > paid_amount
+
+
+@pytest.mark.parametrize(
+    ("paid_amount", "covered"),
+    [(0, 0), (2, 0), (3, 1), (5, 1), (6, 2), (9, 2), (10, 2), (11, 3)],
+)
+def test_installments_covered_when_the_last_absorbs_the_remainder(paid_amount, covered):
+    # T = 11 over 3 weeks: installments 3, 3, 5; cum = 3, 6, 11
+    terms = canonical(principal_amount=11, weeks=3, interest_rate_bps=0)
+    assert [i.amount for i in terms.schedule()] == [3, 3, 5]
+    assert terms.installments_covered(paid_amount) == covered
+
+
+@pytest.mark.parametrize(
+    ("amount", "interest"),
+    [
+        (0, 0),
+        (1, 0),
+        (11, 1),
+        (109_999, 9_999),
+        (110_000, 10_000),
+        (150_000, 13_636),  # 500,000 * 150,000 / 5,500,000 = 13,636.36...
+        (220_000, 20_000),
+        (330_000, 30_000),
+        (5_499_999, 499_999),
+        (5_500_000, 500_000),
+    ],
+)
+def test_interest_part_j(amount, interest):
+    terms = canonical()
+    assert terms.interest_part(amount) == interest
+    assert type(terms.interest_part(amount)) is int
+
+
+def test_interest_part_on_boundaries_is_the_schedules_interest():
+    terms = canonical()
+    for k in range(0, 51):
+        assert terms.interest_part(terms.amount_through(k)) == terms.interest_through(k)
+        assert terms.interest_through(k) == 10_000 * k
+
+
+def test_position_inside_an_installment():
+    terms = canonical()
+    day = due(3) + DAY  # weeks 1-3 fell due
+    assert terms.weeks_due_before(day) == 3
+    pos = Position(terms, 150_000, day)
+    assert pos.paid_amount == 150_000
+    assert pos.paid_count == 1
+    assert pos.missed_installments == 2  # weeks 2 (partly covered) and 3
+    assert pos.overdue_amount == 330_000 - 150_000 == 180_000
+    assert pos.outstanding_amount == 5_350_000
+    assert pos.outstanding_interest_amount == 500_000 - 13_636 == 486_364
+    assert pos.outstanding_principal_amount == 5_350_000 - 486_364 == 4_863_636
+    assert pos.days_past_due == (day - due(2)).days == 8
+    assert pos.delinquent
+    assert pos.status is LoanStatus.DELINQUENT
+    assert pos.installment_status(1) is InstallmentStatus.PAID
+    assert pos.installment_status(2) is InstallmentStatus.OVERDUE
+    assert pos.installment_status(3) is InstallmentStatus.OVERDUE
+    assert pos.installment_status(4) is InstallmentStatus.UNPAID
+    assert pos.next_installment.week_number == 2
+    for value in (
+        pos.outstanding_amount,
+        pos.outstanding_principal_amount,
+        pos.outstanding_interest_amount,
+        pos.overdue_amount,
+    ):
+        assert type(value) is int
+
+
+def test_position_inside_an_installment_over_time():
+    terms = canonical()
+    # Week 2 partly covered and not yet due: nothing is overdue.
+    pos = Position(terms, 150_000, due(2))
+    assert pos.missed_installments == 0
+    assert pos.overdue_amount == 0
+    assert pos.days_past_due == 0
+    assert pos.status is LoanStatus.ACTIVE
+    assert pos.installment_status(2) is InstallmentStatus.UNPAID
+    # The day after week 2's due date it is missed, and lacks its remainder only.
+    pos = Position(terms, 150_000, due(2) + DAY)
+    assert pos.missed_installments == 1
+    assert pos.overdue_amount == 70_000
+    assert pos.days_past_due == 1
+    assert pos.status is LoanStatus.ACTIVE
+    assert stored_status(terms, 150_000, due(2) + DAY) is LoanStatus.ACTIVE
+    assert stored_status(terms, 150_000, due(3) + DAY) is LoanStatus.DELINQUENT
+    assert stored_status(terms, 5_500_000, START) is LoanStatus.PAID
+
+
+def test_accepted_amounts_from_a_partly_covered_installment():
+    terms = canonical()
+    day = due(3) + DAY  # weeks 2, 3 overdue, week 4 current
+    assert payable_count(terms, 150_000, day) == 3
+    # the first accepted amount is the remainder of week 2
+    assert accepted_amounts(terms, 150_000, day) == [70_000, 180_000, 290_000]
+    # Before week 1 fell due nothing is payable: week 2 is payable from due(1) + 1.
+    assert accepted_amounts(terms, 150_000, due(1)) == []
+    with pytest.raises(FailedPrecondition) as excinfo:
+        settle_payment(terms, 150_000, 70_000, due(1))
+    assert excinfo.value.reason == "NOTHING_PAYABLE"
+    assert (due(1) + DAY).isoformat() in excinfo.value.message
+    assert accepted_amounts(terms, 150_000, due(1) + DAY) == [70_000]
+
+
+def test_paying_the_remainder_of_a_partly_covered_installment():
+    terms = canonical()
+    day = due(3) + DAY
+    result = settle_payment(terms, 150_000, 70_000, day)
+    assert result.settled_week_numbers == [2]
+    assert result.after.paid_amount == 220_000
+    assert result.after.paid_count == 2
+    assert result.interest_amount == 20_000 - 13_636 == 6_364
+    assert result.outstanding_after == 5_280_000
+    assert result.after.missed_installments == 1
+    assert result.status_after is LoanStatus.ACTIVE  # cured: 1 < threshold 2
+
+    result = settle_payment(terms, 150_000, 180_000, day)
+    assert result.settled_week_numbers == [2, 3]
+    assert result.after.paid_amount == 330_000
+    assert result.interest_amount == 30_000 - 13_636 == 16_364
+    assert result.after.missed_installments == 0
+    assert result.after.overdue_amount == 0
+    assert result.status_after is LoanStatus.ACTIVE
+
+
+@pytest.mark.parametrize("amount", [110_000, 69_999, 70_001, 220_000, 400_000])
+def test_whole_installment_amounts_are_refused_from_a_partly_covered_state(amount):
+    terms = canonical()
+    with pytest.raises(PaymentAmountRefused) as excinfo:
+        settle_payment(terms, 150_000, amount, due(3) + DAY)
+    assert excinfo.value.accepted_amounts == [70_000, 180_000, 290_000]
+
+
+def test_policies_default_to_due_only_and_full_interest():
+    terms = canonical()
+    assert terms.prepayment_policy is PrepaymentPolicy.DUE_ONLY
+    assert terms.payoff_interest is PayoffInterest.FULL
+
+
+def test_whole_installments_accepts_everything_up_to_the_total_on_the_start_date():
+    terms = canonical(prepayment_policy=PrepaymentPolicy.WHOLE_INSTALLMENTS)
+    assert terms.prepayment_policy is PrepaymentPolicy.WHOLE_INSTALLMENTS
+    # m = N - c = 50
+    assert payable_count(terms, 0, START) == 50
+    amounts = accepted_amounts(terms, 0, START)
+    assert amounts == [110_000 * k for k in range(1, 51)]
+    assert amounts[-1] == 5_500_000
+    result = settle_payment(terms, 0, 5_500_000, START)
+    assert result.settled_week_numbers == list(range(1, 51))
+    assert result.interest_amount == 500_000
+    assert result.outstanding_after == 0
+    assert result.status_after is LoanStatus.PAID
+    with pytest.raises(FailedPrecondition) as excinfo:
+        settle_payment(terms, 5_500_000, 110_000, START)
+    assert excinfo.value.reason == "LOAN_FULLY_PAID"
+
+
+def test_whole_installments_pays_ahead_oldest_first():
+    terms = canonical(prepayment_policy=PrepaymentPolicy.WHOLE_INSTALLMENTS)
+    # Refused under DUE_ONLY (test_paying_ahead_of_current_week_is_refused).
+    result = settle_payment(terms, 0, 220_000, due(1))
+    assert result.settled_week_numbers == [1, 2]
+    assert result.after.paid_count == 2
+    # Paid ahead, week 3 is still payable before it falls due: m = 50 - 2.
+    assert payable_count(terms, 220_000, due(1)) == 48
+    assert accepted_amounts(terms, 220_000, due(1))[0] == 110_000
+    # Only whole installments: a part of one is refused.
+    with pytest.raises(PaymentAmountRefused):
+        settle_payment(terms, 0, 150_000, START)
+    # From a partly covered state the first amount is the remainder, the last the outstanding.
+    amounts = accepted_amounts(terms, 150_000, START)
+    assert len(amounts) == 49
+    assert amounts[:3] == [70_000, 180_000, 290_000]
+    assert amounts[-1] == 5_350_000
+    assert accepted_amounts(terms, terms.amount_through(49), START) == [110_000]
+
+
+def test_loan_aggregate_keeps_the_paid_amount():
+    terms = canonical()
+    loan = Loan.new(1, 7, terms, START, request_id=None)
+    assert loan.paid_amount == 0
+    assert loan.paid_count == 0
+    assert loan.status is LoanStatus.ACTIVE
+    loan = Loan(
+        id=1,
+        customer_id=7,
+        terms=terms,
+        paid_amount=150_000,
+        last_payment_date=due(1),
+        status=LoanStatus.ACTIVE,
+    )
+    assert loan.paid_count == 1
+    assert loan.outstanding_amount == 5_350_000
+    assert loan.knows_paid_amount_at(due(1))
+    assert not loan.knows_paid_amount_at(due(1) - DAY)
+    assert loan.position(due(3) + DAY) == Position(terms, 150_000, due(3) + DAY)
+    assert loan.position(START, paid_amount_then=0) == Position(terms, 0, START)
+    with pytest.raises(ValueError):
+        loan.position(START)
+
+
 # --- Timeline: pay 1 and 2, miss 3 and 4 ----------------------------------------
 
 
@@ -151,15 +389,16 @@ def pay_first_two() -> tuple[LoanTerms, int]:
     terms = canonical()
     r1 = settle_payment(terms, 0, 110_000, due(1))
     assert r1.settled_week_numbers == [1]
-    r2 = settle_payment(terms, r1.after.paid_count, 110_000, due(2))
+    r2 = settle_payment(terms, r1.after.paid_amount, 110_000, due(2))
     assert r2.settled_week_numbers == [2]
     assert r2.outstanding_after == 5_500_000 - 220_000
-    return terms, r2.after.paid_count
+    return terms, r2.after.paid_amount
 
 
 def test_timeline_before_any_miss():
     terms, paid = pay_first_two()
-    assert paid == 2
+    assert paid == terms.amount_through(2) == 220_000
+    assert terms.installments_covered(paid) == 2
     # On week 3's due date it is still the current installment, not missed.
     pos = Position(terms, paid, due(3))
     assert pos.missed_installments == 0
@@ -315,7 +554,8 @@ def test_nothing_payable_after_paying_ahead_through_current():
     terms, paid = pay_first_two()
     day = due(4) + DAY
     result = settle_payment(terms, paid, 330_000, day)  # settles 3, 4, 5
-    paid = result.after.paid_count
+    assert result.after.paid_count == 5
+    paid = result.after.paid_amount
     with pytest.raises(FailedPrecondition) as excinfo:
         settle_payment(terms, paid, 110_000, day + DAY)
     assert (due(5) + DAY).isoformat() in excinfo.value.message
@@ -325,19 +565,20 @@ def test_nothing_payable_after_paying_ahead_through_current():
 def test_paid_early_in_week_then_nothing_payable_until_after_due_date():
     terms = canonical()
     assert settle_payment(terms, 0, 110_000, START + DAY).after.paid_count == 1
+    paid = terms.amount_through(1)
     for day_offset in range(1, 8):
-        assert payable_count(terms, 1, START + day_offset * DAY) == 0
-    assert payable_count(terms, 1, due(1) + DAY) == 1
+        assert payable_count(terms, paid, START + day_offset * DAY) == 0
+    assert payable_count(terms, paid, due(1) + DAY) == 1
 
 
 @pytest.mark.parametrize("amount", [110_000, 1, 0, 5_500_000])
 def test_fully_paid_loan_refuses_every_payment(amount):
     terms = canonical()
     with pytest.raises(FailedPrecondition) as excinfo:
-        settle_payment(terms, 50, amount, due(50) + 30 * DAY)
+        settle_payment(terms, terms.amount_through(50), amount, due(50) + 30 * DAY)
     assert excinfo.value.reason == "LOAN_FULLY_PAID"
     assert not isinstance(excinfo.value, InvalidArgument)
-    assert payable_count(terms, 50, due(50) + 30 * DAY) == 0
+    assert payable_count(terms, terms.amount_through(50), due(50) + 30 * DAY) == 0
 
 
 # --- Payment date ---------------------------------------------------------------
@@ -575,8 +816,9 @@ def test_remainder_goes_to_last_installment():
     assert sum(amounts) == 1_100_000
     assert sum(i.interest_amount for i in terms.schedule()) == 100_000
     assert sum(i.principal_amount for i in terms.schedule()) == 1_000_000
-    assert accepted_amounts(terms, 1, due(3) + DAY) == [366_666, 733_334]
-    assert settle_payment(terms, 1, 733_334, due(3) + DAY).outstanding_after == 0
+    paid = terms.amount_through(1)
+    assert accepted_amounts(terms, paid, due(3) + DAY) == [366_666, 733_334]
+    assert settle_payment(terms, paid, 733_334, due(3) + DAY).outstanding_after == 0
 
 
 # --- Custom delinquency threshold -----------------------------------------------
@@ -615,7 +857,7 @@ def test_default_threshold_partial_payment_keeps_delinquent():
     result = settle_payment(terms, 0, 110_000, day)
     assert result.after.missed_installments == 2
     assert result.status_after is LoanStatus.DELINQUENT
-    result = settle_payment(terms, 1, 110_000, day)
+    result = settle_payment(terms, terms.amount_through(1), 110_000, day)
     assert result.status_after is LoanStatus.ACTIVE
 
 
@@ -625,12 +867,12 @@ def test_default_threshold_partial_payment_keeps_delinquent():
 def test_status_after_last_due_date_with_unpaid():
     terms = canonical()
     after = due(50) + 100 * DAY
-    pos = Position(terms, 49, after)
+    pos = Position(terms, terms.amount_through(49), after)
     assert pos.missed_installments == 1
     assert pos.status is LoanStatus.ACTIVE
     assert pos.next_installment.week_number == 50
-    assert accepted_amounts(terms, 49, after) == [110_000]
-    pos = Position(terms, 48, after)
+    assert accepted_amounts(terms, terms.amount_through(49), after) == [110_000]
+    pos = Position(terms, terms.amount_through(48), after)
     assert pos.status is LoanStatus.DELINQUENT
     assert pos.days_past_due == (after - due(49)).days
 

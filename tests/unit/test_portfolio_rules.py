@@ -40,7 +40,7 @@ def terms(principal, rate, weeks, start, threshold=2, currency="IDR") -> LoanTer
 
 CANONICAL = terms(5_000_000, 1000, 50, START)
 # (terms, installments paid by the end of AS_OF)
-BOOK = [
+COUNTS = [
     (CANONICAL, 10),  # A: ACTIVE, owes 4,400,000
     (terms(2_000_000, 1000, 20, START - 3 * DAY), 8),  # B: day 73, 2 missed, 10 days past due
     (terms(1_000_000, 0, 10, START), 1),  # C: 8 missed, 56 days past due
@@ -49,6 +49,8 @@ BOOK = [
     (terms(700_000, 0, 7, AS_OF), 1),  # G: starts on AS_OF, week 1 paid ahead
     (terms(500_000, 2000, 12, START, threshold=3), 7),  # H: 2 missed < 3, 14 days
 ]
+# (terms, the amount paid by the end of AS_OF): every loan's is on an installment boundary.
+BOOK = [(t, t.amount_through(paid)) for t, paid in COUNTS]
 
 
 def test_which_loans_count():
@@ -70,11 +72,17 @@ def test_weeks_due_through_counts_the_installment_due_that_day():
 
 
 def test_due_and_collected_toward_due():
-    at = Position(CANONICAL, 12, AS_OF)  # two weeks paid ahead
+    at = Position(CANONICAL, 1_320_000, AS_OF)  # two weeks paid ahead
     assert due_amount(at) == 1_100_000
     assert collected_toward_due(at) == 1_100_000  # paying ahead does not count
-    at = Position(CANONICAL, 4, AS_OF)
+    at = Position(CANONICAL, 440_000, AS_OF)
     assert (due_amount(at), collected_toward_due(at)) == (1_100_000, 440_000)
+    # Partly covered (rules v2): what was paid toward week 5 counts, and so does a
+    # part of week 11, up to what is due.
+    at = Position(CANONICAL, 500_000, AS_OF)
+    assert (due_amount(at), collected_toward_due(at)) == (1_100_000, 500_000)
+    at = Position(CANONICAL, 1_150_000, AS_OF)
+    assert (due_amount(at), collected_toward_due(at)) == (1_100_000, 1_100_000)
     g_terms, g_paid = BOOK[5]
     g = Position(g_terms, g_paid, AS_OF)
     assert (due_amount(g), collected_toward_due(g)) == (0, 0)
@@ -105,6 +113,16 @@ def test_one_loan_adds_to_its_status_and_bucket_only():
     assert (totals["par1_count"], totals["par1_outstanding"]) == (1, 1_320_000)
     assert totals["par0_count"] == totals["par2_count"] == totals["par3_count"] == 0
     assert totals["overdue_amount"] == 220_000
+
+
+def test_a_partly_covered_loan_counts_by_its_paid_amount():
+    # 500,000 paid: weeks 1-4 covered, week 5 lacks 50,000. At AS_OF (day 70) weeks
+    # 5-9 are missed: cum(9) - A overdue, 70 - 35 days past due.
+    totals = loan_totals(Position(CANONICAL, 500_000, AS_OF))
+    assert totals["outstanding_amount"] == totals["delinquent_outstanding"] == 5_000_000
+    assert totals["overdue_amount"] == 990_000 - 500_000
+    assert (totals["par3_count"], totals["par3_outstanding"]) == (1, 5_000_000)  # 35 days
+    assert (totals["due_amount"], totals["collected_toward_due"]) == (1_100_000, 500_000)
 
 
 def test_hand_worked_portfolio():

@@ -1,8 +1,11 @@
 """Property tests of the billing rules over any valid loan.
 
-Every figure the domain computes in O(1) from `paid_count` is checked against a
-brute-force reading of the rules over the whole schedule
-(shared/spec/billing-rules.md). Money is int throughout: no floats here either.
+Every figure the domain computes in O(1) from the paid amount is checked against
+a brute-force reading of the rules over the whole schedule
+(shared/spec/billing-rules.md). The strategies here draw a count of paid
+installments and pass its amount, `terms.amount_through(count)` (a paid amount on
+an installment boundary: the v1 states); the v2 property tests take amounts
+inside an installment. Money is int throughout: no floats here either.
 """
 
 from __future__ import annotations
@@ -201,7 +204,8 @@ def positions(draw, max_weeks: int = MAX_WEEKS):
 @given(positions())
 def test_outstanding(args):
     terms, paid, on = args
-    pos = Position(terms, paid, on)
+    pos = Position(terms, terms.amount_through(paid), on)
+    assert pos.paid_count == paid
     schedule = terms.schedule()
     paid_sum = sum(i.amount for i in schedule[:paid])
     unpaid = schedule[paid:]
@@ -220,7 +224,7 @@ def test_outstanding(args):
 @given(positions())
 def test_missed_overdue_days_past_due_delinquency(args):
     terms, paid, on = args
-    pos = Position(terms, paid, on)
+    pos = Position(terms, terms.amount_through(paid), on)
     schedule = terms.schedule()
     overdue = bf_overdue_weeks(schedule, paid, on)
     assert pos.missed_installments == len(overdue)
@@ -268,15 +272,16 @@ def test_payable_and_accepted_amounts_brute_force(args):
     terms, paid, on = args
     schedule = terms.schedule()
     expected = bf_accepted(schedule, paid, on)
-    assert payable_count(terms, paid, on) == len(bf_payable_weeks(schedule, paid, on))
-    assert accepted_amounts(terms, paid, on) == expected
+    paid_amount = terms.amount_through(paid)
+    assert payable_count(terms, paid_amount, on) == len(bf_payable_weeks(schedule, paid, on))
+    assert accepted_amounts(terms, paid_amount, on) == expected
     # strictly increasing, positive, never more than what is outstanding
     assert all(a > 0 for a in expected)
     assert all(a < b for a, b in zip(expected, expected[1:], strict=False))
     if expected:
-        assert expected[-1] <= Position(terms, paid, on).outstanding_amount
+        assert expected[-1] <= Position(terms, paid_amount, on).outstanding_amount
     # the overdue amount is always payable, and so is overdue plus current (if any)
-    pos = Position(terms, paid, on)
+    pos = Position(terms, paid_amount, on)
     if paid < terms.weeks:
         assert expected or pos.missed_installments == 0
         if pos.overdue_amount:
@@ -290,7 +295,7 @@ def payment_attempts(draw, max_weeks: int = MAX_WEEKS):
     # mostly a borrower who is not ahead of the schedule, so that something is payable
     due_by_then = min(terms.weeks_due_before(on) + 1, terms.weeks)
     paid = draw(st.one_of(st.integers(0, terms.weeks), st.integers(0, due_by_then)))
-    accepted = accepted_amounts(terms, paid, on)
+    accepted = accepted_amounts(terms, terms.amount_through(paid), on)
     choices = [
         st.integers(-3, 3),
         st.integers(1, terms.total_amount),
@@ -312,21 +317,22 @@ def payment_attempts(draw, max_weeks: int = MAX_WEEKS):
 @given(payment_attempts())
 def test_settle_payment_accepts_exactly_the_accepted_amounts(args):
     terms, paid, on, amount = args
-    before = Position(terms, paid, on)
-    accepted = accepted_amounts(terms, paid, on)
+    paid_amount = terms.amount_through(paid)
+    before = Position(terms, paid_amount, on)
+    accepted = accepted_amounts(terms, paid_amount, on)
     try:
-        result = settle_payment(terms, paid, amount, on)
+        result = settle_payment(terms, paid_amount, amount, on)
     except FailedPrecondition as err:
         assert not accepted
-        assert paid == terms.weeks or payable_count(terms, paid, on) == 0
+        assert paid == terms.weeks or payable_count(terms, paid_amount, on) == 0
         if paid < terms.weeks:
             assert err.reason == "NOTHING_PAYABLE"
             # says from which date the next installment is payable, and that is right
             payable_from = terms.due_date(paid) + DAY
             assert payable_from.isoformat() in err.message
             assert payable_from > on
-            assert payable_count(terms, paid, payable_from) == 1
-            assert payable_count(terms, paid, payable_from - DAY) == 0
+            assert payable_count(terms, paid_amount, payable_from) == 1
+            assert payable_count(terms, paid_amount, payable_from - DAY) == 0
         else:
             assert err.reason == "LOAN_FULLY_PAID"
     except PaymentAmountRefused as err:
@@ -345,16 +351,18 @@ def test_settle_payment_accepts_exactly_the_accepted_amounts(args):
         assert result.last_week == paid + k
         assert result.settled_week_numbers == list(range(paid + 1, paid + k + 1))
         assert result.after.paid_count == paid + k
+        assert result.after.paid_amount == paid_amount + amount == terms.amount_through(paid + k)
         assert result.after.as_of == on
         assert result.after.terms == terms
         assert result.outstanding_after == before.outstanding_amount - amount >= 0
         settled = terms.schedule()[paid : paid + k]
         assert sum(i.amount for i in settled) == amount
+        assert result.interest_amount == sum(i.interest_amount for i in settled)
         assert result.status_after == result.after.status
         # paying leaves at most what was overdue minus what was paid
         assert result.after.missed_installments == max(before.missed_installments - k, 0)
         # the function is pure: the same call gives the same answer
-        assert settle_payment(terms, paid, amount, on) == result
+        assert settle_payment(terms, paid_amount, amount, on) == result
 
 
 @SETTINGS
@@ -367,9 +375,9 @@ def test_paying_the_overdue_amount_always_cures(terms, data):
             max_value=terms.last_due_date + 30 * DAY,
         )
     )
-    pos = Position(terms, paid, on)
+    pos = Position(terms, terms.amount_through(paid), on)
     assert pos.overdue_amount > 0
-    result = settle_payment(terms, paid, pos.overdue_amount, on)
+    result = settle_payment(terms, terms.amount_through(paid), pos.overdue_amount, on)
     assert result.after.missed_installments == 0
     assert result.status_after is (
         LoanStatus.PAID if result.after.paid_count == terms.weeks else LoanStatus.ACTIVE
@@ -423,39 +431,43 @@ def payment_sequences(draw):
 def test_random_payment_sequence(args):
     terms, steps = args
     schedule = terms.schedule()
-    paid = 0
+    paid = 0  # installments covered
+    paid_amount = 0  # the state A
     on = terms.start_date
     last_payment = None
     payments: list[int] = []
     settled_weeks: list[int] = []
 
     def pay(amount: int, day: dt.date) -> None:
-        nonlocal paid, last_payment
+        nonlocal paid, paid_amount, last_payment
         check_payment_date(terms, day, business_date=day, last_payment_date=last_payment)
-        before = Position(terms, paid, day).outstanding_amount
-        result = settle_payment(terms, paid, amount, day)
+        before = Position(terms, paid_amount, day).outstanding_amount
+        result = settle_payment(terms, paid_amount, amount, day)
         assert result.first_week == paid + 1
         assert result.outstanding_after == before - amount >= 0
         settled_weeks.extend(result.settled_week_numbers)
         payments.append(amount)
         paid = result.after.paid_count
+        paid_amount = result.after.paid_amount
+        # every payment closes installments exactly: A stays on a boundary
+        assert paid_amount == terms.amount_through(paid) == sum(payments)
         last_payment = day
 
     for day_step, choice in steps:
         on = on + day_step * DAY
         if paid == terms.weeks:
             break
-        accepted = accepted_amounts(terms, paid, on)
+        accepted = accepted_amounts(terms, paid_amount, on)
         if not accepted:
             try:
-                settle_payment(terms, paid, terms.weekly_payment, on)
+                settle_payment(terms, paid_amount, terms.weekly_payment, on)
             except FailedPrecondition:
                 pass
             else:
                 raise AssertionError("accepted a payment with nothing payable")
             continue
         pay(accepted[choice % len(accepted)], on)
-        pos = Position(terms, paid, on)
+        pos = Position(terms, paid_amount, on)
         assert pos.outstanding_amount == terms.total_amount - sum(payments)
         # a date before the latest payment is refused from now on
         try:
@@ -468,18 +480,19 @@ def test_random_payment_sequence(args):
     # settle whatever is left after the last due date, in one payment
     if paid < terms.weeks:
         on = max(on, terms.last_due_date + DAY)
-        remaining = Position(terms, paid, on).outstanding_amount
-        assert accepted_amounts(terms, paid, on)[-1] == remaining
+        remaining = Position(terms, paid_amount, on).outstanding_amount
+        assert accepted_amounts(terms, paid_amount, on)[-1] == remaining
         pay(remaining, on)
 
-    final = Position(terms, paid, on)
+    final = Position(terms, paid_amount, on)
+    assert final.paid_count == paid == terms.weeks
     assert final.outstanding_amount == 0 == terms.total_amount - sum(payments)
     assert final.status is LoanStatus.PAID
     assert settled_weeks == list(range(1, terms.weeks + 1))  # each week exactly once, in order
     assert all(a > 0 for a in payments)
     # once paid off, every payment is refused
     try:
-        settle_payment(terms, paid, schedule[-1].amount, on + DAY)
+        settle_payment(terms, paid_amount, schedule[-1].amount, on + DAY)
     except FailedPrecondition as err:
         assert err.reason == "LOAN_FULLY_PAID"
     else:

@@ -32,12 +32,12 @@ def canonical(**overrides) -> LoanTerms:
     return LoanTerms.create(**kwargs)
 
 
-def loan(terms: LoanTerms, paid_count: int = 0, status: LoanStatus = LoanStatus.ACTIVE) -> Loan:
+def loan(terms: LoanTerms, paid_amount: int = 0, status: LoanStatus = LoanStatus.ACTIVE) -> Loan:
     return Loan(
         id=7,
         customer_id=3,
         terms=terms,
-        paid_count=paid_count,
+        paid_amount=paid_amount,
         last_payment_date=None,
         status=status,
     )
@@ -106,25 +106,25 @@ def test_due_on_as_of_is_due_soon_not_missed():
 
 def test_one_missed_below_the_threshold_does_not_flip():
     # Weeks 1-2 paid; day 22: week 3 missed (1 < threshold 2), week 4 due in 6 days.
-    outcome = sweep_loan(loan(canonical(), 2), START + 22 * DAY, 1)
+    outcome = sweep_loan(loan(canonical(), 220_000), START + 22 * DAY, 1)
     assert not outcome.flips_to_delinquent
     assert keys(outcome) == [(MISSED, 3)]
     assert outcome.events[0].days_past_due == 1
     # Threshold 1: one missed installment is delinquent.
-    outcome = sweep_loan(loan(canonical(delinquency_threshold=1), 2), START + 22 * DAY, 1)
+    outcome = sweep_loan(loan(canonical(delinquency_threshold=1), 220_000), START + 22 * DAY, 1)
     assert outcome.flips_to_delinquent
     assert keys(outcome) == [(MISSED, 3), (DELINQUENT, 3)]
 
 
 def test_paid_ahead_gives_nothing():
     # Weeks 1-5 paid by day 10: nothing unpaid falls due before day 12.
-    assert sweep_loan(loan(canonical(), 5), START + 10 * DAY, 1) == SweepOutcome([], False)
+    assert sweep_loan(loan(canonical(), 550_000), START + 10 * DAY, 1) == SweepOutcome([], False)
 
 
 def test_the_last_installment_absorbs_the_remainder():
     # 1,000,000 at 12.34 % = 1,123,400 over 3 weeks: 374,466 twice, then 374,468.
     terms = canonical(principal_amount=1_000_000, interest_rate_bps=1234, weeks=3)
-    outcome = sweep_loan(loan(terms, 2), START + 30 * DAY, 6)
+    outcome = sweep_loan(loan(terms, 748_932), START + 30 * DAY, 6)
     assert not outcome.flips_to_delinquent
     (event,) = outcome.events
     assert (event.kind, event.week_number, event.amount) == (MISSED, 3, 374_468)
@@ -137,3 +137,34 @@ def test_the_last_installment_absorbs_the_remainder():
     outcome = sweep_loan(loan(terms), START + 30 * DAY, 6)
     assert keys(outcome) == [(MISSED, 1), (MISSED, 2), (MISSED, 3), (DELINQUENT, 1)]
     assert outcome.events[-1].amount == 1_123_400
+
+
+def test_a_partly_covered_installment_is_missed_and_owes_its_remainder():
+    # 250,000 paid (rules v2: after a reversal or a recovery): weeks 1-2 covered, week 3
+    # lacks 80,000. Day 29: weeks 3-4 missed (due on days 21 and 28); week 5 due in 6 days.
+    as_of = START + 29 * DAY
+    outcome = sweep_loan(loan(canonical(), 250_000), as_of, 6)
+    assert outcome.flips_to_delinquent
+    assert keys(outcome) == [(MISSED, 3), (MISSED, 4), (DUE_SOON, 5), (DELINQUENT, 3)]
+    facts = dict(
+        loan_id=7,
+        customer_id=3,
+        business_date=as_of,
+        missed_installments=2,
+        overdue_amount=440_000 - 250_000,  # cum(2 + 2) - A
+        days_past_due=8,  # since week 3 fell due on day 21
+        outstanding_amount=5_500_000 - 250_000,
+        currency_code="IDR",
+    )
+    # An installment event carries the installment's amount; the figures are the loan's.
+    assert outcome.events[0] == NewEvent(
+        kind=MISSED, week_number=3, amount=110_000, due_date=START + 21 * DAY, **facts
+    )
+    assert outcome.events[-1] == NewEvent(
+        kind=DELINQUENT, week_number=3, amount=190_000, due_date=START + 21 * DAY, **facts
+    )
+    # One unit short of the last installment: 3 covered of 3 only when A = T.
+    terms = canonical(principal_amount=1_000_000, interest_rate_bps=1234, weeks=3)
+    (event,) = sweep_loan(loan(terms, 1_123_399), START + 30 * DAY, 6).events
+    assert (event.kind, event.week_number, event.amount) == (MISSED, 3, 374_468)
+    assert (event.overdue_amount, event.outstanding_amount, event.missed_installments) == (1, 1, 1)

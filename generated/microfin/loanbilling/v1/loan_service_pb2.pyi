@@ -39,7 +39,7 @@ class GetCustomerResponse(_message.Message):
     def __init__(self, customer: _Optional[_Union[_resources_pb2.Customer, _Mapping]] = ...) -> None: ...
 
 class CreateLoanRequest(_message.Message):
-    __slots__ = ("customer_id", "principal_amount", "interest_rate_bps", "weeks", "start_date", "currency_code", "delinquency_threshold", "request_id")
+    __slots__ = ("customer_id", "principal_amount", "interest_rate_bps", "weeks", "start_date", "currency_code", "delinquency_threshold", "request_id", "prepayment_policy", "payoff_interest")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     PRINCIPAL_AMOUNT_FIELD_NUMBER: _ClassVar[int]
     INTEREST_RATE_BPS_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +48,8 @@ class CreateLoanRequest(_message.Message):
     CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
     DELINQUENCY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PREPAYMENT_POLICY_FIELD_NUMBER: _ClassVar[int]
+    PAYOFF_INTEREST_FIELD_NUMBER: _ClassVar[int]
     customer_id: int
     principal_amount: int
     interest_rate_bps: int
@@ -56,7 +58,9 @@ class CreateLoanRequest(_message.Message):
     currency_code: str
     delinquency_threshold: int
     request_id: str
-    def __init__(self, customer_id: _Optional[int] = ..., principal_amount: _Optional[int] = ..., interest_rate_bps: _Optional[int] = ..., weeks: _Optional[int] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., currency_code: _Optional[str] = ..., delinquency_threshold: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    prepayment_policy: _resources_pb2.PrepaymentPolicy
+    payoff_interest: _resources_pb2.PayoffInterest
+    def __init__(self, customer_id: _Optional[int] = ..., principal_amount: _Optional[int] = ..., interest_rate_bps: _Optional[int] = ..., weeks: _Optional[int] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., currency_code: _Optional[str] = ..., delinquency_threshold: _Optional[int] = ..., request_id: _Optional[str] = ..., prepayment_policy: _Optional[_Union[_resources_pb2.PrepaymentPolicy, str]] = ..., payoff_interest: _Optional[_Union[_resources_pb2.PayoffInterest, str]] = ...) -> None: ...
 
 class CreateLoanResponse(_message.Message):
     __slots__ = ("loan",)
@@ -179,6 +183,56 @@ class MakePaymentResponse(_message.Message):
     status: _resources_pb2.LoanStatus
     replayed: bool
     def __init__(self, payment: _Optional[_Union[_resources_pb2.Payment, _Mapping]] = ..., outstanding_amount: _Optional[int] = ..., status: _Optional[_Union[_resources_pb2.LoanStatus, str]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
+class GetPayoffQuoteRequest(_message.Message):
+    __slots__ = ("loan_id", "as_of")
+    LOAN_ID_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    loan_id: int
+    as_of: _date_pb2.Date
+    def __init__(self, loan_id: _Optional[int] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
+
+class GetPayoffQuoteResponse(_message.Message):
+    __slots__ = ("loan_id", "payoff_amount", "principal_amount", "interest_amount", "waived_interest_amount", "valid_on", "currency_code")
+    LOAN_ID_FIELD_NUMBER: _ClassVar[int]
+    PAYOFF_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    INTEREST_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    WAIVED_INTEREST_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    VALID_ON_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    loan_id: int
+    payoff_amount: int
+    principal_amount: int
+    interest_amount: int
+    waived_interest_amount: int
+    valid_on: _date_pb2.Date
+    currency_code: str
+    def __init__(self, loan_id: _Optional[int] = ..., payoff_amount: _Optional[int] = ..., principal_amount: _Optional[int] = ..., interest_amount: _Optional[int] = ..., waived_interest_amount: _Optional[int] = ..., valid_on: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., currency_code: _Optional[str] = ...) -> None: ...
+
+class PayOffLoanRequest(_message.Message):
+    __slots__ = ("loan_id", "amount", "payment_date", "idempotency_key")
+    LOAN_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_DATE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    loan_id: int
+    amount: int
+    payment_date: _date_pb2.Date
+    idempotency_key: str
+    def __init__(self, loan_id: _Optional[int] = ..., amount: _Optional[int] = ..., payment_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class PayOffLoanResponse(_message.Message):
+    __slots__ = ("payment", "waived_interest_amount", "status", "replayed")
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    WAIVED_INTEREST_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    payment: _resources_pb2.Payment
+    waived_interest_amount: int
+    status: _resources_pb2.LoanStatus
+    replayed: bool
+    def __init__(self, payment: _Optional[_Union[_resources_pb2.Payment, _Mapping]] = ..., waived_interest_amount: _Optional[int] = ..., status: _Optional[_Union[_resources_pb2.LoanStatus, str]] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class ListPaymentsRequest(_message.Message):
     __slots__ = ("loan_id", "page_size", "page_token")

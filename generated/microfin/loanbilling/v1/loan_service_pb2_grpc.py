@@ -79,6 +79,16 @@ class LoanServiceStub:
                 request_serializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.MakePaymentRequest.SerializeToString,
                 response_deserializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.MakePaymentResponse.FromString,
                 _registered_method=True)
+        self.GetPayoffQuote = channel.unary_unary(
+                '/microfin.loanbilling.v1.LoanService/GetPayoffQuote',
+                request_serializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.GetPayoffQuoteRequest.SerializeToString,
+                response_deserializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.GetPayoffQuoteResponse.FromString,
+                _registered_method=True)
+        self.PayOffLoan = channel.unary_unary(
+                '/microfin.loanbilling.v1.LoanService/PayOffLoan',
+                request_serializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.PayOffLoanRequest.SerializeToString,
+                response_deserializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.PayOffLoanResponse.FromString,
+                _registered_method=True)
         self.ListPayments = channel.unary_unary(
                 '/microfin.loanbilling.v1.LoanService/ListPayments',
                 request_serializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ListPaymentsRequest.SerializeToString,
@@ -150,9 +160,35 @@ class LoanServiceServicer:
 
     def MakePayment(self, request, context):
         """Pays exactly the amount of one or more of the oldest unpaid installments.
+        Which are payable follows the loan's prepayment_policy: the overdue ones
+        and the current one, or (WHOLE_INSTALLMENTS) any up to the last.
         INVALID_ARGUMENT lists the accepted amounts when the amount is not one of
         them; FAILED_PRECONDITION says from when the next installment is payable
         when nothing is payable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPayoffQuote(self, request, context):
+        """What pays the loan off at the end of `as_of`, valid on that date only:
+        the payoff amount, its principal and interest parts, and the interest
+        waived under the loan's payoff_interest. FAILED_PRECONDITION on a loan
+        paid (LOAN_FULLY_PAID) or written off by then; OUT_OF_RANGE for a date
+        before the loan's start (DATE_BEFORE_LOAN_START).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PayOffLoan(self, request, context):
+        """Closes the loan early with exactly its payoff amount at the payment date
+        (what GetPayoffQuote answers for that date), under either
+        prepayment_policy. Records one payment of kind PAYMENT_KIND_PAYOFF with
+        the interest it waives; the loan is then PAID. INVALID_ARGUMENT names the
+        quote when the amount is another (reason PAYOFF_AMOUNT_NOT_QUOTED);
+        FAILED_PRECONDITION on a paid or written-off loan. Payment date and
+        idempotency key as for MakePayment.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -216,6 +252,16 @@ def add_LoanServiceServicer_to_server(servicer, server):
                     servicer.MakePayment,
                     request_deserializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.MakePaymentRequest.FromString,
                     response_serializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.MakePaymentResponse.SerializeToString,
+            ),
+            'GetPayoffQuote': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPayoffQuote,
+                    request_deserializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.GetPayoffQuoteRequest.FromString,
+                    response_serializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.GetPayoffQuoteResponse.SerializeToString,
+            ),
+            'PayOffLoan': grpc.unary_unary_rpc_method_handler(
+                    servicer.PayOffLoan,
+                    request_deserializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.PayOffLoanRequest.FromString,
+                    response_serializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.PayOffLoanResponse.SerializeToString,
             ),
             'ListPayments': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPayments,
@@ -449,6 +495,60 @@ class LoanService:
             '/microfin.loanbilling.v1.LoanService/MakePayment',
             microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.MakePaymentRequest.SerializeToString,
             microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.MakePaymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPayoffQuote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/microfin.loanbilling.v1.LoanService/GetPayoffQuote',
+            microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.GetPayoffQuoteRequest.SerializeToString,
+            microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.GetPayoffQuoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PayOffLoan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/microfin.loanbilling.v1.LoanService/PayOffLoan',
+            microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.PayOffLoanRequest.SerializeToString,
+            microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.PayOffLoanResponse.FromString,
             options,
             channel_credentials,
             insecure,

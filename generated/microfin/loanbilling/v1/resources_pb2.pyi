@@ -15,6 +15,25 @@ class LoanStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LOAN_STATUS_DELINQUENT: _ClassVar[LoanStatus]
     LOAN_STATUS_PAID: _ClassVar[LoanStatus]
 
+class PrepaymentPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PREPAYMENT_POLICY_UNSPECIFIED: _ClassVar[PrepaymentPolicy]
+    PREPAYMENT_POLICY_DUE_ONLY: _ClassVar[PrepaymentPolicy]
+    PREPAYMENT_POLICY_WHOLE_INSTALLMENTS: _ClassVar[PrepaymentPolicy]
+
+class PayoffInterest(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PAYOFF_INTEREST_UNSPECIFIED: _ClassVar[PayoffInterest]
+    PAYOFF_INTEREST_FULL: _ClassVar[PayoffInterest]
+    PAYOFF_INTEREST_WAIVE_UNDUE: _ClassVar[PayoffInterest]
+
+class PaymentKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PAYMENT_KIND_UNSPECIFIED: _ClassVar[PaymentKind]
+    PAYMENT_KIND_REGULAR: _ClassVar[PaymentKind]
+    PAYMENT_KIND_PAYOFF: _ClassVar[PaymentKind]
+    PAYMENT_KIND_RECOVERY: _ClassVar[PaymentKind]
+
 class InstallmentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     INSTALLMENT_STATUS_UNSPECIFIED: _ClassVar[InstallmentStatus]
@@ -25,6 +44,16 @@ LOAN_STATUS_UNSPECIFIED: LoanStatus
 LOAN_STATUS_ACTIVE: LoanStatus
 LOAN_STATUS_DELINQUENT: LoanStatus
 LOAN_STATUS_PAID: LoanStatus
+PREPAYMENT_POLICY_UNSPECIFIED: PrepaymentPolicy
+PREPAYMENT_POLICY_DUE_ONLY: PrepaymentPolicy
+PREPAYMENT_POLICY_WHOLE_INSTALLMENTS: PrepaymentPolicy
+PAYOFF_INTEREST_UNSPECIFIED: PayoffInterest
+PAYOFF_INTEREST_FULL: PayoffInterest
+PAYOFF_INTEREST_WAIVE_UNDUE: PayoffInterest
+PAYMENT_KIND_UNSPECIFIED: PaymentKind
+PAYMENT_KIND_REGULAR: PaymentKind
+PAYMENT_KIND_PAYOFF: PaymentKind
+PAYMENT_KIND_RECOVERY: PaymentKind
 INSTALLMENT_STATUS_UNSPECIFIED: InstallmentStatus
 INSTALLMENT_STATUS_UNPAID: InstallmentStatus
 INSTALLMENT_STATUS_OVERDUE: InstallmentStatus
@@ -61,7 +90,7 @@ class Installment(_message.Message):
     def __init__(self, week_number: _Optional[int] = ..., due_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., amount: _Optional[int] = ..., principal_amount: _Optional[int] = ..., interest_amount: _Optional[int] = ..., status: _Optional[_Union[InstallmentStatus, str]] = ..., paid_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
 
 class Loan(_message.Message):
-    __slots__ = ("id", "customer_id", "principal_amount", "interest_amount", "total_amount", "interest_rate_bps", "weeks", "weekly_payment", "outstanding_amount", "status", "start_date", "currency_code", "delinquency_threshold", "schedule", "as_of")
+    __slots__ = ("id", "customer_id", "principal_amount", "interest_amount", "total_amount", "interest_rate_bps", "weeks", "weekly_payment", "outstanding_amount", "status", "start_date", "currency_code", "delinquency_threshold", "schedule", "as_of", "prepayment_policy", "payoff_interest")
     ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     PRINCIPAL_AMOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +106,8 @@ class Loan(_message.Message):
     DELINQUENCY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    PREPAYMENT_POLICY_FIELD_NUMBER: _ClassVar[int]
+    PAYOFF_INTEREST_FIELD_NUMBER: _ClassVar[int]
     id: int
     customer_id: int
     principal_amount: int
@@ -92,10 +123,12 @@ class Loan(_message.Message):
     delinquency_threshold: int
     schedule: _containers.RepeatedCompositeFieldContainer[Installment]
     as_of: _date_pb2.Date
-    def __init__(self, id: _Optional[int] = ..., customer_id: _Optional[int] = ..., principal_amount: _Optional[int] = ..., interest_amount: _Optional[int] = ..., total_amount: _Optional[int] = ..., interest_rate_bps: _Optional[int] = ..., weeks: _Optional[int] = ..., weekly_payment: _Optional[int] = ..., outstanding_amount: _Optional[int] = ..., status: _Optional[_Union[LoanStatus, str]] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., currency_code: _Optional[str] = ..., delinquency_threshold: _Optional[int] = ..., schedule: _Optional[_Iterable[_Union[Installment, _Mapping]]] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
+    prepayment_policy: PrepaymentPolicy
+    payoff_interest: PayoffInterest
+    def __init__(self, id: _Optional[int] = ..., customer_id: _Optional[int] = ..., principal_amount: _Optional[int] = ..., interest_amount: _Optional[int] = ..., total_amount: _Optional[int] = ..., interest_rate_bps: _Optional[int] = ..., weeks: _Optional[int] = ..., weekly_payment: _Optional[int] = ..., outstanding_amount: _Optional[int] = ..., status: _Optional[_Union[LoanStatus, str]] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., currency_code: _Optional[str] = ..., delinquency_threshold: _Optional[int] = ..., schedule: _Optional[_Iterable[_Union[Installment, _Mapping]]] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., prepayment_policy: _Optional[_Union[PrepaymentPolicy, str]] = ..., payoff_interest: _Optional[_Union[PayoffInterest, str]] = ...) -> None: ...
 
 class Payment(_message.Message):
-    __slots__ = ("id", "loan_id", "amount", "currency_code", "payment_date", "settled_week_numbers", "idempotency_key", "outstanding_amount_after")
+    __slots__ = ("id", "loan_id", "amount", "currency_code", "payment_date", "settled_week_numbers", "idempotency_key", "outstanding_amount_after", "kind", "principal_amount", "interest_amount", "waived_interest_amount")
     ID_FIELD_NUMBER: _ClassVar[int]
     LOAN_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +137,10 @@ class Payment(_message.Message):
     SETTLED_WEEK_NUMBERS_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     OUTSTANDING_AMOUNT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    INTEREST_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    WAIVED_INTEREST_AMOUNT_FIELD_NUMBER: _ClassVar[int]
     id: int
     loan_id: int
     amount: int
@@ -112,4 +149,8 @@ class Payment(_message.Message):
     settled_week_numbers: _containers.RepeatedScalarFieldContainer[int]
     idempotency_key: str
     outstanding_amount_after: int
-    def __init__(self, id: _Optional[int] = ..., loan_id: _Optional[int] = ..., amount: _Optional[int] = ..., currency_code: _Optional[str] = ..., payment_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., settled_week_numbers: _Optional[_Iterable[int]] = ..., idempotency_key: _Optional[str] = ..., outstanding_amount_after: _Optional[int] = ...) -> None: ...
+    kind: PaymentKind
+    principal_amount: int
+    interest_amount: int
+    waived_interest_amount: int
+    def __init__(self, id: _Optional[int] = ..., loan_id: _Optional[int] = ..., amount: _Optional[int] = ..., currency_code: _Optional[str] = ..., payment_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., settled_week_numbers: _Optional[_Iterable[int]] = ..., idempotency_key: _Optional[str] = ..., outstanding_amount_after: _Optional[int] = ..., kind: _Optional[_Union[PaymentKind, str]] = ..., principal_amount: _Optional[int] = ..., interest_amount: _Optional[int] = ..., waived_interest_amount: _Optional[int] = ...) -> None: ...
