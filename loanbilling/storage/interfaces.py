@@ -16,15 +16,13 @@ from __future__ import annotations
 import datetime as dt
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from loanbilling.domain.customer import Customer, CustomerDetails
 from loanbilling.domain.events import NewEvent
 from loanbilling.domain.loan import Loan, LoanStatus, ScheduleEntry
 from loanbilling.domain.payment import Payment
-
-if TYPE_CHECKING:  # an annotation only
-    from loanbilling.domain.portfolio import PortfolioFigures
+from loanbilling.domain.portfolio import PortfolioFigures
 
 
 @dataclass(frozen=True, slots=True)

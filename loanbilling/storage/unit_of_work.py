@@ -17,19 +17,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
 
+from loanbilling.domain.portfolio import PortfolioFigures
 from loanbilling.storage import portfolio, sweep
 from loanbilling.storage.database import WRITE_OPTION, autocommit, transaction
 from loanbilling.storage.errors import translated
 from loanbilling.storage.interfaces import SweepBatch
 from loanbilling.storage.one_statement import OneStatementLoans, OneStatementPayments
 from loanbilling.storage.repository import SqlCustomers, SqlLoans, SqlPayments
-
-if TYPE_CHECKING:  # an annotation only
-    from loanbilling.domain.portfolio import PortfolioFigures
 
 
 class SqlUnitOfWork:
@@ -44,6 +41,8 @@ class SqlUnitOfWork:
         self.committed = False
 
     def commit(self) -> None:
+        """Keeps what the unit wrote: its transaction commits as the block ends
+        (an autocommit unit's one statement has committed already)."""
         self.committed = True
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from loanbilling.clock import FixedClock
@@ -20,6 +22,7 @@ from loanbilling.storage.migrate import (
     head_revision,
     upgrade,
 )
+from loanbilling.storage.tables import metadata
 from loanbilling.storage.unit_of_work import sql_storage
 from tests.support.books import assert_books_exact
 from tests.support.databases import sqlite_url
@@ -295,5 +298,22 @@ def test_upgrade_to_v2_keeps_every_row_and_every_read(empty_url):
                 weeks_by = sum(w for w, d in paid if d <= on)
                 expected = Position(terms, terms.amount_through(weeks_by), on)
                 assert billing.get_position(loan_id, on).position == expected, (loan_id, on)
+    finally:
+        engine.dispose()
+
+
+def test_the_migrations_build_the_schema_the_code_declares(empty_url):
+    """storage/tables.py and the migrations describe one schema: after an upgrade
+    Alembic finds nothing to add, drop or alter (columns, types, nullability,
+    indexes, constraints)."""
+    engine = make_engine(empty_url)
+    try:
+        upgrade(engine)
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            differences = [
+                d for d in compare_metadata(context, metadata) if "alembic_version" not in str(d)
+            ]
+        assert differences == []
     finally:
         engine.dispose()
