@@ -67,4 +67,5 @@ def summary_to_pb(summary: PortfolioSummary) -> api.GetPortfolioSummaryResponse:
         ],
         delinquency_rate_bps=f.delinquency_rate_bps,
         collection_rate_bps=f.collection_rate_bps,
+        waived_interest_amount=f.waived_interest_amount,
     )

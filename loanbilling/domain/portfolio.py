@@ -44,6 +44,8 @@ class PortfolioFigures:
     paid: StatusFigures
     principal_disbursed: int
     total_repayable: int
+    # Cash: payments dated on or before as_of. total_repayable = collected_amount
+    # + outstanding_amount + waived_interest_amount.
     collected_amount: int
     outstanding_amount: int
     overdue_amount: int
@@ -53,6 +55,9 @@ class PortfolioFigures:
     portfolio_at_risk: tuple[RiskBucketFigures, ...]
     delinquency_rate_bps: int
     collection_rate_bps: int
+    # Interest waived by early payoffs (WAIVE_UNDUE) dated on or before as_of: it
+    # counts in the paid amounts A without ever being received.
+    waived_interest_amount: int = 0
 
 
 def in_portfolio(terms: LoanTerms, as_of: dt.date, currency_code: str) -> bool:
@@ -105,13 +110,16 @@ TOTALS: tuple[str, ...] = (
     "overdue_amount",
     "due_amount",
     "collected_toward_due",
+    "waived_interest_amount",
     *(name for names in STATUS_TOTALS.values() for name in names),
     *(name for names in BUCKET_TOTALS for name in names),
 )
 
 
-def loan_totals(position: Position) -> dict[str, int]:
-    """What one loan of the portfolio adds to each of TOTALS (0 where it is not counted)."""
+def loan_totals(position: Position, waived_interest_amount: int = 0) -> dict[str, int]:
+    """What one loan of the portfolio adds to each of TOTALS (0 where it is not counted).
+    `waived_interest_amount` is the interest its payoffs dated on or before as_of
+    waived (WAIVE_UNDUE): part of A, never received."""
     terms = position.terms
     outstanding = position.outstanding_amount
     totals = dict.fromkeys(TOTALS, 0)
@@ -123,6 +131,7 @@ def loan_totals(position: Position) -> dict[str, int]:
         overdue_amount=position.overdue_amount,
         due_amount=due_amount(position),
         collected_toward_due=collected_toward_due(position),
+        waived_interest_amount=waived_interest_amount,
     )
     count, principal, owed = STATUS_TOTALS[position.status]
     totals.update({count: 1, principal: terms.principal_amount, owed: outstanding})
@@ -147,7 +156,10 @@ def figures_from_totals(totals: Mapping[str, int]) -> PortfolioFigures:
         paid=status(LoanStatus.PAID),
         principal_disbursed=totals["principal_disbursed"],
         total_repayable=totals["total_repayable"],
-        collected_amount=totals["total_repayable"] - totals["outstanding_amount"],
+        # What A holds less what was waived: the cash received.
+        collected_amount=totals["total_repayable"]
+        - totals["outstanding_amount"]
+        - totals["waived_interest_amount"],
         outstanding_amount=totals["outstanding_amount"],
         overdue_amount=totals["overdue_amount"],
         due_amount=due,
@@ -160,14 +172,17 @@ def figures_from_totals(totals: Mapping[str, int]) -> PortfolioFigures:
             delinquent.loan_count, active.loan_count + delinquent.loan_count
         ),
         collection_rate_bps=rate_bps(toward_due, due),
+        waived_interest_amount=totals["waived_interest_amount"],
     )
 
 
-def portfolio_figures(positions: Iterable[Position]) -> PortfolioFigures:
-    """The figures of a portfolio: `positions` are its loans (see `in_portfolio`) at
-    the end of one date."""
+def portfolio_figures(loans: Iterable[Position | tuple[Position, int]]) -> PortfolioFigures:
+    """The figures of a portfolio: `loans` are its loans (see `in_portfolio`) at the
+    end of one date, each a Position, or a Position with the interest its payoffs
+    dated on or before that date waived (a bare Position: none)."""
     sums = dict.fromkeys(TOTALS, 0)
-    for position in positions:
-        for name, value in loan_totals(position).items():
+    for loan in loans:
+        position, waived = (loan, 0) if isinstance(loan, Position) else loan
+        for name, value in loan_totals(position, waived).items():
             sums[name] += value
     return figures_from_totals(sums)

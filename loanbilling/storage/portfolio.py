@@ -2,8 +2,10 @@
 
 What the figures are is loanbilling.domain.portfolio; the statement sums, over
 the loans of the portfolio, the SQL twins of each loan's totals (storage.sql)
-and hands the sums to the domain's figures_from_totals. No loan row is loaded
-into Python, and one statement sees one consistent snapshot on both databases.
+and hands the sums to the domain's figures_from_totals; the interest waived
+by payoffs is summed beside them over the payments that waived any. No loan
+row is loaded into Python, and one statement sees one consistent snapshot on
+both databases.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from loanbilling.storage.sql import (
     installments_covered,
     loan_totals,
     paid_amount_at,
+    waived_interest_through,
     weeks_due_before,
     weeks_due_through,
 )
@@ -77,7 +80,9 @@ def _summary(as_of: dt.date, currency_code: str):
         *(
             func.coalesce(func.sum(value), literal(0)).label(name)
             for name, value in loan_totals(position).items()
-        )
+        ),
+        # Summed over the few payoffs that waived interest, not per loan.
+        waived_interest_through(date_param(as_of), currency_code).label("waived_interest_amount"),
     )
 
 

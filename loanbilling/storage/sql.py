@@ -304,9 +304,29 @@ def in_risk_bucket(days_past_due, bucket: tuple[int, int | None]) -> ColumnEleme
     return held if high is None else held & (days_past_due <= high)
 
 
+def waived_interest_through(on: ColumnElement, currency_code: str) -> ColumnElement:
+    """The portfolio's waived_interest_amount: the sum over the loans in_portfolio of
+    the interest waived by their payoffs dated on or before the DATE `on` (twin of
+    the waived_interest_amount domain.portfolio.loan_totals takes, summed). One
+    scalar subquery over the few payments that waived anything (the partial index
+    ix_payments_waived_loan_id_payment_date), joined to their loans: not a lookup
+    per loan of the portfolio. 0 without any."""
+    return (
+        select(func.coalesce(func.sum(payments.c.waived_interest_amount), literal(0)))
+        .select_from(payments.join(loans, loans.c.id == payments.c.loan_id))
+        .where(
+            payments.c.waived_interest_amount > 0,
+            payments.c.payment_date <= on,
+            in_portfolio(on, currency_code),
+        )
+        .scalar_subquery()
+    )
+
+
 def loan_totals(position: PositionSql) -> dict[str, ColumnElement]:
     """What the loan adds to each summed figure: twin of domain.portfolio.loan_totals
-    (with domain.portfolio.due_amount and collected_toward_due inside)."""
+    (with domain.portfolio.due_amount and collected_toward_due inside), except
+    waived_interest_amount, summed on its own by `waived_interest_through`."""
     t = position.table
     due_through = position.due_through
     if due_through is None:

@@ -19,6 +19,7 @@ from microfin.loanbilling.v1 import analytics_service_pb2_grpc
 
 from loanbilling.api.analytics_servicer import AnalyticsServicer
 from loanbilling.api.malformed import add_tolerant
+from loanbilling.domain.loan import PayoffInterest
 from loanbilling.services.analytics import AnalyticsService
 from loanbilling.storage.unit_of_work import sql_storage
 from tests.conftest import START
@@ -116,6 +117,56 @@ def test_summary_over_the_wire(analytics, two_loans):
         delinquency_rate_bps=5_000,  # 1 of 2 unpaid loans
         collection_rate_bps=3_750,  # 330,000 of 880,000
     )
+
+
+def test_a_waived_payoff_is_not_collected(analytics, billing, clock):
+    # WAIVE_UNDUE, weeks 1-2 paid on day 14, paid off on day 28: j = 3 + 1 = 4,
+    # J(cum(4)) = 40,000 of the 500,000 interest owed, 460,000 waived; the payoff is
+    # 5,500,000 - 220,000 - 460,000 = 4,820,000 of cash.
+    clock.current = AS_OF
+    customer = billing.create_customer(name="Siti", email="siti@example.com", phone="").id
+    loan = billing.create_loan(
+        customer_id=customer,
+        principal_amount=5_000_000,
+        interest_rate_bps=1000,
+        weeks=50,
+        start_date=START,
+        payoff_interest=PayoffInterest.WAIVE_UNDUE,
+    ).loan
+    billing.make_payment(
+        loan_id=loan.id,
+        amount=220_000,
+        payment_date=START + dt.timedelta(days=14),
+        idempotency_key="two-weeks",
+    )
+    quote = billing.get_payoff_quote(loan_id=loan.id, as_of=AS_OF)
+    assert (quote.payoff_amount, quote.waived_interest_amount) == (4_820_000, 460_000)
+    billing.pay_off_loan(
+        loan_id=loan.id, amount=quote.payoff_amount, payment_date=AS_OF, idempotency_key="off"
+    )
+    response = analytics.GetPortfolioSummary(
+        api.GetPortfolioSummaryRequest(as_of=pb_date(AS_OF), currency_code="IDR")
+    )
+    assert response.collected_amount == 220_000 + 4_820_000  # the cash paid
+    assert response.waived_interest_amount == 460_000
+    assert response.outstanding_amount == 0
+    assert (
+        response.total_repayable
+        == 5_500_000
+        == (
+            response.collected_amount
+            + response.outstanding_amount
+            + response.waived_interest_amount
+        )
+    )
+    # The day before the payoff nothing is waived yet.
+    before = analytics.GetPortfolioSummary(
+        api.GetPortfolioSummaryRequest(
+            as_of=pb_date(AS_OF - dt.timedelta(days=1)), currency_code="IDR"
+        )
+    )
+    assert (before.collected_amount, before.waived_interest_amount) == (220_000, 0)
+    assert before.outstanding_amount == 5_280_000
 
 
 def test_defaults_are_the_business_date_and_idr(analytics, two_loans, clock):

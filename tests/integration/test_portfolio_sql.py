@@ -28,6 +28,7 @@ from tests.conftest import START
 from tests.support.generated_loans import (
     BOOKS,
     DATES,
+    PAYOFF_BOOK,
     PROPERTY_SETTINGS,
     WORKED_BOOK,
     empty_database,
@@ -201,6 +202,8 @@ def test_one_statement_returning_one_row(engine, portfolio):
 # (the first one unit short of paid off after its last due date, c = 2, 1 overdue;
 # the second partly covered, 80,080 overdue).
 @example(plans=WORKED_BOOK, dates=[START + 20 * DAY, START + 25 * DAY])
+# The payoff book the day before its payoff and on it (450,000 waived).
+@example(plans=PAYOFF_BOOK, dates=[START + 29 * DAY, START + 30 * DAY])
 def test_generated_books_match_the_domain(engine, storage, books, clock, plans, dates):
     empty_database(engine)
     written = write_book(engine, books, clock, plans)
@@ -211,14 +214,24 @@ def test_generated_books_match_the_domain(engine, storage, books, clock, plans, 
     # takes the last of that day's payments.
     paid_on = {day for w in written for day, _ in w.history if day < w.history[-1][0]}
     for as_of in dates + sorted(paid_on):
-        # Each domain Loan at the end of as_of, with A(as_of) from the payments the book wrote.
-        book = [w.position(loan, as_of) for w, loan in zip(written, loans_now, strict=True)]
+        # Each domain Loan at the end of as_of, with A(as_of) from the payments the book
+        # wrote, and the interest its payoffs dated by then waived.
+        book = [
+            (w.position(loan, as_of), w.waived_by(as_of))
+            for w, loan in zip(written, loans_now, strict=True)
+        ]
         for currency_code in ("IDR", "USD"):
             figures = storage.portfolio(as_of, currency_code)
             assert figures == portfolio_figures(
-                at for at in book if in_portfolio(at.terms, as_of, currency_code)
+                (at, waived) for at, waived in book if in_portfolio(at.terms, as_of, currency_code)
             ), (as_of, currency_code)
+            # Cash only: a payoff's waived interest is in A, not in payments.amount.
             assert figures.collected_amount == payments_through(engine, as_of, currency_code)
+            assert figures.total_repayable == (
+                figures.collected_amount
+                + figures.outstanding_amount
+                + figures.waived_interest_amount
+            )
 
 
 # c(A), the one count the portfolio computes from A in SQL (the sweep reads it

@@ -10,10 +10,13 @@ stops off an installment boundary (installment c(A) + 1 partly covered), as
 reversals and recoveries will leave it: the loan row's paid_amount, its
 materialised paid_count = c(A), outstanding_amount = T - A and stored status,
 and a payments row with paid_amount_after. A service payment after such a one
-then finishes the partly covered installment.
+then finishes the partly covered installment. Some payments are payoffs, through
+the service at the quote of their date: under WAIVE_UNDUE they raise A by the
+interest they waive, which is no cash.
 
 Write_book returns, per loan, the paid amount after each payment as the book
-wrote it: the tests' oracle takes A(D) from there, not from storage.
+wrote it, and the interest each payoff waived: the tests' oracle takes A(D)
+and the waived total from there, not from storage.
 The tests share one database per test function and empty it per example.
 """
 
@@ -30,6 +33,7 @@ from loanbilling.domain.loan import (
     MAX_WEEKS,
     Loan,
     LoanTerms,
+    PayoffInterest,
     Position,
     PrepaymentPolicy,
     stored_status,
@@ -65,6 +69,8 @@ class PaymentPlan:
     # cum(c + installments) plus the offset it names (clamped to 1..what is owed).
     direct: str | None = None
     permille: int = 0  # PART: the offset, in thousandths of an installment
+    # A payoff through the service at its date's quote instead (the rest ignored).
+    payoff: bool = False
 
     def offset(self, terms: LoanTerms) -> int:
         if self.direct == SHORT:
@@ -87,6 +93,8 @@ class WrittenLoan:
 
     id: int
     history: list[tuple[dt.date, int]] = field(default_factory=list)
+    # (payment date, interest waived) of each payoff that waived any.
+    waived: list[tuple[dt.date, int]] = field(default_factory=list)
 
     @property
     def paid_amount(self) -> int:
@@ -95,6 +103,10 @@ class WrittenLoan:
     def paid_amount_by(self, on: dt.date) -> int:
         """A(on): after the latest payment dated on or before `on`, 0 without one."""
         return next((after for day, after in reversed(self.history) if day <= on), 0)
+
+    def waived_by(self, on: dt.date) -> int:
+        """The interest waived by its payoffs dated on or before `on`."""
+        return sum(amount for day, amount in self.waived if day <= on)
 
     def position(self, loan: Loan, as_of: dt.date) -> Position:
         """The oracle's position: the domain Loan at `as_of`, with A(as_of) from the book."""
@@ -110,6 +122,7 @@ payment_plans = st.builds(
     # About half the payments are written directly.
     direct=st.sampled_from([None, None, None, PART, PART, SHORT, PAST]),
     permille=st.integers(-999, 999),
+    payoff=st.sampled_from([False, False, False, True]),
 )
 
 
@@ -130,6 +143,9 @@ def loan_plans(draw) -> LoanPlan:
         currency_code=draw(st.sampled_from(["IDR", "IDR", "USD"])),
         delinquency_threshold=draw(st.integers(1, 3)),
         prepayment_policy=draw(st.sampled_from(list(PrepaymentPolicy))),
+        payoff_interest=draw(
+            st.sampled_from([PayoffInterest.FULL, PayoffInterest.WAIVE_UNDUE] * 2)
+        ),
     )
     payments = draw(st.lists(payment_plans, max_size=5).map(tuple))
     return LoanPlan(terms, draw(st.integers(-7, 14)), payments)
@@ -254,6 +270,7 @@ def write_book(engine, billing: BillingService, clock, plans: list[LoanPlan]) ->
                 currency_code=terms.currency_code,
                 delinquency_threshold=terms.delinquency_threshold,
                 prepayment_policy=terms.prepayment_policy,
+                payoff_interest=terms.payoff_interest,
             ).loan.id
         )
         book.append(written)
@@ -262,7 +279,24 @@ def write_book(engine, billing: BillingService, clock, plans: list[LoanPlan]) ->
             on += pay.gap_days * DAY
             paid = written.paid_amount
             through = terms.amount_through(terms.installments_covered(paid) + pay.installments)
-            if pay.direct:
+            if pay.payoff:
+                if paid == terms.total_amount:
+                    continue
+                clock.current = max(on, opened)
+                quote = billing.get_payoff_quote(loan_id=written.id, as_of=on)
+                if quote.payoff_amount == 0:
+                    continue
+                amount = quote.payoff_amount + quote.waived_interest_amount
+                billing.pay_off_loan(
+                    loan_id=written.id,
+                    amount=quote.payoff_amount,
+                    payment_date=on,
+                    idempotency_key=f"p{written.id}-{n}-{i}",
+                )
+                if quote.waived_interest_amount:
+                    written.waived.append((on, quote.waived_interest_amount))
+                    event("a payoff waives interest")
+            elif pay.direct:
                 owed = terms.total_amount - paid
                 if owed == 0:
                     continue
@@ -286,3 +320,23 @@ def write_book(engine, billing: BillingService, clock, plans: list[LoanPlan]) ->
         on_boundary = terms.amount_through(terms.installments_covered(after)) == after
         event("a loan ends " + ("on" if on_boundary else "OFF") + " an installment boundary")
     return book
+
+
+# A payoff that waives interest, worked by hand: 5,000,000 at 10 % over 50 weeks
+# (110,000), WAIVE_UNDUE; weeks 1-2 paid on day 14 (A = 220,000), paid off on
+# day 30: j = 4 + 1 = 5, J(cum(5)) = 500,000 x 550,000 / 5,500,000 = 50,000, so
+# 450,000 interest is waived and the payoff is 5,500,000 - 220,000 - 450,000 =
+# 4,830,000 of cash; A = 5,500,000 after it.
+PAYOFF_BOOK = [
+    LoanPlan(
+        LoanTerms.create(
+            principal_amount=5_000_000,
+            interest_rate_bps=1000,
+            weeks=50,
+            start_date=START,
+            payoff_interest=PayoffInterest.WAIVE_UNDUE,
+        ),
+        0,
+        (PaymentPlan(14, 2), PaymentPlan(16, 1, payoff=True)),
+    ),
+]

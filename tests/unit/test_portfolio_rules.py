@@ -134,3 +134,24 @@ def test_an_empty_portfolio_is_all_zero():
     assert figures == figures_from_totals(dict.fromkeys(TOTALS, 0))
     assert figures.loan_count == figures.delinquency_rate_bps == figures.collection_rate_bps == 0
     assert figures.portfolio_at_risk == buckets((0, 0), (0, 0), (0, 0), (0, 0))
+
+
+def test_waived_interest_is_in_the_paid_amount_but_not_collected():
+    # The canonical loan paid off on day 30 under WAIVE_UNDUE after weeks 1-2: A is
+    # T = 5,500,000, of which 450,000 is interest waived and 5,050,000 cash.
+    paid_off = Position(CANONICAL, 5_500_000, AS_OF)
+    totals = loan_totals(paid_off, waived_interest_amount=450_000)
+    assert totals["waived_interest_amount"] == 450_000
+    assert totals["outstanding_amount"] == 0 and totals["paid_count"] == 1
+    figures = portfolio_figures([(paid_off, 450_000), Position(CANONICAL, 220_000, AS_OF)])
+    assert figures.waived_interest_amount == 450_000
+    assert figures.collected_amount == 5_050_000 + 220_000
+    assert figures.outstanding_amount == 5_280_000
+    assert (
+        figures.total_repayable
+        == 11_000_000
+        == (figures.collected_amount + figures.outstanding_amount + figures.waived_interest_amount)
+    )
+    # Without a waiver the figures are those of before.
+    assert loan_totals(paid_off)["waived_interest_amount"] == 0
+    assert portfolio_figures([paid_off]).collected_amount == 5_500_000
