@@ -92,6 +92,17 @@ def check_transaction_date(
             )
 
 
+def loan_date_bounds(
+    terms: LoanTerms, last_payment_date: dt.date | None
+) -> tuple[tuple[dt.date | None, str, str], ...]:
+    """What a payment or a write-off may not be dated before: the loan's start and
+    its latest live payment (bounds for check_transaction_date)."""
+    return (
+        (terms.start_date, "the loan's start date", "BEFORE_START"),
+        (last_payment_date, "the loan's latest payment on", "BEFORE_LATEST_PAYMENT"),
+    )
+
+
 def round_half_up_div(numerator: int, denominator: int) -> int:
     """numerator / denominator rounded half up, for numerator >= 0 < denominator."""
     return (2 * numerator + denominator) // (2 * denominator)

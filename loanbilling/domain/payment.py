@@ -21,6 +21,7 @@ from loanbilling.domain.loan import (
     Position,
     PrepaymentPolicy,
     check_transaction_date,
+    loan_date_bounds,
     stored_status,
 )
 
@@ -86,15 +87,25 @@ class SettledPayment:
 
     amount: int
     payment_date: dt.date
-    first_week: int
-    last_week: int
+    allocation: Allocation
     after: Position
-    # The interest part of the amount (domain.allocation: J(A after) - J(A before)).
-    interest_amount: int
+
+    @property
+    def first_week(self) -> int:
+        return self.allocation.first_week
+
+    @property
+    def last_week(self) -> int:
+        return self.allocation.last_week
+
+    @property
+    def interest_amount(self) -> int:
+        """The interest part of the amount (domain.allocation: J(A after) - J(A before))."""
+        return self.allocation.interest_amount
 
     @property
     def settled_week_numbers(self) -> list[int]:
-        return list(range(self.first_week, self.last_week + 1))
+        return self.allocation.settled_week_numbers
 
     @property
     def outstanding_after(self) -> int:
@@ -141,10 +152,7 @@ def check_payment_date(
         "payment_date",
         payment_date,
         business_date=business_date,
-        not_before=(
-            (terms.start_date, "the loan's start date", "BEFORE_START"),
-            (last_payment_date, "the loan's latest payment on", "BEFORE_LATEST_PAYMENT"),
-        ),
+        not_before=loan_date_bounds(terms, last_payment_date),
     )
 
 
@@ -182,10 +190,8 @@ def settle_payment(
             return SettledPayment(
                 amount=amount,
                 payment_date=payment_date,
-                first_week=moved.first_week,
-                last_week=moved.last_week,
+                allocation=moved,
                 after=Position(terms, moved.paid_amount_after, payment_date),
-                interest_amount=moved.interest_amount,
             )
         if closes > amount:
             break
@@ -215,15 +221,38 @@ def decide_payment(
     """A payment of `amount` on `loan` (dated `payment_date`, default today); raises
     the refusal when the rules refuse it. Once accepted, the payment takes the id
     `new_payment_id()` gives (a refused one draws none), which its events name."""
+    return decide(
+        loan,
+        PaymentKind.REGULAR,
+        lambda paid_on: settle_payment(loan.terms, loan.paid_amount, amount, paid_on).allocation,
+        payment_date=payment_date,
+        idempotency_key=idempotency_key,
+        today=today,
+        new_payment_id=new_payment_id,
+    )
+
+
+def decide(
+    loan: Loan,
+    kind: PaymentKind,
+    settle: Callable[[dt.date], Allocation],
+    *,
+    payment_date: dt.date | None,
+    idempotency_key: str,
+    today: dt.date,
+    new_payment_id: Callable[[], int],
+) -> PaymentDecision:
+    """Any payment of `kind`: its date checked, `settle(date)` accepting it (or
+    raising the refusal), then its id drawn and its decision recorded."""
     paid_on = payment_date or today
     check_payment_date(
         loan.terms, paid_on, business_date=today, last_payment_date=loan.last_payment_date
     )
-    settle_payment(loan.terms, loan.paid_amount, amount, paid_on)
+    moved = settle(paid_on)
     return record_decision(
         loan,
-        PaymentKind.REGULAR,
-        allocate(loan.terms, loan.paid_amount, amount),
+        kind,
+        moved,
         paid_on=paid_on,
         idempotency_key=idempotency_key,
         today=today,

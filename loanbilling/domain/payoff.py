@@ -18,12 +18,7 @@ from dataclasses import dataclass
 from loanbilling.domain.allocation import Allocation, allocate
 from loanbilling.domain.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from loanbilling.domain.loan import Loan, LoanTerms, PayoffInterest, Position, check_read_date
-from loanbilling.domain.payment import (
-    PaymentDecision,
-    PaymentKind,
-    check_payment_date,
-    record_decision,
-)
+from loanbilling.domain.payment import PaymentDecision, PaymentKind, decide
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,17 +148,12 @@ def decide_payoff(
 ) -> PaymentDecision:
     """A payoff of `amount` on `loan` (dated `payment_date`, default today): one
     payment of kind PAYOFF that, with the interest it waives, takes A to T."""
-    paid_on = payment_date or today
-    check_payment_date(
-        loan.terms, paid_on, business_date=today, last_payment_date=loan.last_payment_date
-    )
-    settled = settle_payoff(loan.terms, loan.paid_amount, amount, paid_on)
-    return record_decision(
+    return decide(
         loan,
         PaymentKind.PAYOFF,
-        settled.allocation,
-        paid_on=paid_on,
+        lambda paid_on: settle_payoff(loan.terms, loan.paid_amount, amount, paid_on).allocation,
+        payment_date=payment_date,
         idempotency_key=idempotency_key,
         today=today,
-        payment_id=new_payment_id(),
+        new_payment_id=new_payment_id,
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from loanbilling.domain.allocation import Allocation, allocate
 from loanbilling.domain.errors import FailedPrecondition, InvalidArgument
-from loanbilling.domain.loan import LoanTerms, check_transaction_date
+from loanbilling.domain.loan import LoanTerms, check_transaction_date, loan_date_bounds
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +70,7 @@ def check_write_off(
         "write_off_date",
         write_off_date,
         business_date=business_date,
-        not_before=(
-            (terms.start_date, "the loan's start date", "BEFORE_START"),
-            (last_payment_date, "the loan's latest payment on", "BEFORE_LATEST_PAYMENT"),
-        ),
+        not_before=loan_date_bounds(terms, last_payment_date),
     )
     if paid_amount >= terms.total_amount:
         raise FailedPrecondition(
