@@ -24,6 +24,7 @@ LOAN_STATUS_TO_PB = {
     LoanStatus.ACTIVE: pb.LOAN_STATUS_ACTIVE,
     LoanStatus.DELINQUENT: pb.LOAN_STATUS_DELINQUENT,
     LoanStatus.PAID: pb.LOAN_STATUS_PAID,
+    LoanStatus.WRITTEN_OFF: pb.LOAN_STATUS_WRITTEN_OFF,
 }
 LOAN_STATUS_FROM_PB = {v: k for k, v in LOAN_STATUS_TO_PB.items()}
 INSTALLMENT_STATUS_TO_PB = {
@@ -114,6 +115,11 @@ def loan_to_pb(view: LoanAt) -> pb.Loan:
         prepayment_policy=PREPAYMENT_POLICY_TO_PB[terms.prepayment_policy],
         payoff_interest=PAYOFF_INTEREST_TO_PB[terms.payoff_interest],
     )
+    if (write_off := loan.write_off) is not None:
+        message.write_off_date.CopyFrom(date_to_pb(write_off.on))
+        message.write_off_reason = write_off.reason
+        message.written_off_principal_amount = write_off.principal_amount
+        message.written_off_interest_amount = write_off.interest_amount
     if isinstance(view, LoanWithSchedule):
         message.schedule.extend(schedule_line_to_pb(line) for line in view.schedule)
     return message
@@ -134,7 +140,7 @@ def next_installment_to_pb(view: LoanAt) -> pb.Installment | None:
 
 
 def payment_to_pb(payment: Payment) -> pb.Payment:
-    return pb.Payment(
+    message = pb.Payment(
         id=payment.id,
         loan_id=payment.loan_id,
         amount=payment.amount,
@@ -147,7 +153,12 @@ def payment_to_pb(payment: Payment) -> pb.Payment:
         principal_amount=payment.principal_amount,
         interest_amount=payment.interest_amount,
         waived_interest_amount=payment.waived_interest_amount,
+        reversed=not payment.live,
     )
+    if (reversal := payment.reversal) is not None:
+        message.reversal_date.CopyFrom(date_to_pb(reversal.on))
+        message.reversal_reason = reversal.reason
+    return message
 
 
 def payoff_quote_to_pb(loan_id: int, quote: PayoffQuote) -> api.GetPayoffQuoteResponse:

@@ -185,6 +185,41 @@ class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
         )
 
     @unary(Role.ADMIN)
+    async def ReversePayment(self, request: api.ReversePaymentRequest, context):
+        result = await self._run(
+            self.billing.reverse_payment,
+            payment_id=request.payment_id,
+            reason=request.reason,
+            reversal_date=convert.date_from_pb(request, "reversal_date"),
+            idempotency_key=request.idempotency_key,
+        )
+        payment = result.payment
+        reversal = payment.reversal
+        return api.ReversePaymentResponse(
+            payment=convert.payment_to_pb(payment),
+            outstanding_amount=reversal.outstanding_after,
+            status=convert.LOAN_STATUS_TO_PB[reversal.status_after],
+            replayed=result.replayed,
+        )
+
+    @unary(Role.ADMIN)
+    async def WriteOffLoan(self, request: api.WriteOffLoanRequest, context):
+        result = await self._run(
+            self.billing.write_off_loan,
+            loan_id=request.loan_id,
+            reason=request.reason,
+            write_off_date=convert.date_from_pb(request, "write_off_date"),
+            idempotency_key=request.idempotency_key,
+        )
+        write_off = result.loan.loan.write_off
+        return api.WriteOffLoanResponse(
+            loan=convert.loan_to_pb(result.loan),
+            written_off_principal_amount=write_off.principal_amount,
+            written_off_interest_amount=write_off.interest_amount,
+            replayed=result.replayed,
+        )
+
+    @unary(Role.ADMIN)
     async def RunDelinquencySweep(self, request: api.RunDelinquencySweepRequest, context):
         report = await self._run(self.sweeps.run, as_of=convert.date_from_pb(request, "as_of"))
         return api.RunDelinquencySweepResponse(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from loanbilling.domain.loan import LoanStatus, LoanTerms, Position
 
@@ -17,6 +17,9 @@ class EventKind(enum.Enum):
     PAYMENT_RECEIVED = "PAYMENT_RECEIVED"
     LOAN_PAID_OFF = "LOAN_PAID_OFF"
     LOAN_CREATED = "LOAN_CREATED"
+    PAYMENT_REVERSED = "PAYMENT_REVERSED"
+    LOAN_REOPENED = "LOAN_REOPENED"
+    LOAN_WRITTEN_OFF = "LOAN_WRITTEN_OFF"
 
 
 # What a notification stream carries when the subscriber names no kinds.
@@ -32,7 +35,10 @@ DELINQUENCY_KINDS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event to write. `week_number` makes it unique per loan and kind."""
+    """An event to write, unique per loan, kind, `week_number` and
+    `history_version`: the loan's version of its live history, which every
+    reversal and recovery bumps, since after one the same installment can be
+    settled, missed or turn the loan delinquent again."""
 
     kind: EventKind
     loan_id: int
@@ -47,6 +53,12 @@ class NewEvent:
     outstanding_amount: int
     currency_code: str
     payment_id: int | None = None
+    history_version: int = 0
+
+
+def in_version(new_events: list[NewEvent], history_version: int) -> list[NewEvent]:
+    """The events, keyed in the loan's `history_version` (the one after the write)."""
+    return [replace(e, history_version=history_version) for e in new_events]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,10 +199,70 @@ def payment_events(
     if stored_before is LoanStatus.DELINQUENT and stored_after is not LoanStatus.DELINQUENT:
         # Paying off a delinquent loan cures it too: delinquency subscribers hear of it.
         produced.append(event(EventKind.DELINQUENCY_CURED))
-    if stored_after is LoanStatus.PAID:
+    if at_today.outstanding_amount == 0:
+        # Also a written-off loan whose recoveries repaid it: it stays WRITTEN_OFF.
         produced.append(event(EventKind.LOAN_PAID_OFF))
     if stored_before is LoanStatus.ACTIVE and stored_after is LoanStatus.DELINQUENT:
         # Still behind after paying, before any sweep marked it: the transition is
         # this payment's to report.
         produced.append(delinquent_event(loan_id, customer_id, at_today))
     return produced
+
+
+def reversal_events(
+    loan_id: int,
+    customer_id: int,
+    *,
+    payment_id: int,
+    amount: int,
+    at_today: Position,
+    stored_before: LoanStatus,
+) -> list[NewEvent]:
+    """Payment reversed, plus the change of stored status it caused: a paid loan
+    reopens, and a loan the reversal leaves behind turns delinquent. Loan-wide
+    (week 0): a reversal starts a new history version, so each key is new."""
+    stored_after = at_today.status
+    produced = [
+        _event(
+            EventKind.PAYMENT_REVERSED,
+            loan_id,
+            customer_id,
+            at_today,
+            week_number=0,
+            amount=amount,
+            due_date=None,
+            payment_id=payment_id,
+        )
+    ]
+    if stored_before is LoanStatus.PAID and stored_after is not LoanStatus.PAID:
+        produced.append(
+            _event(
+                EventKind.LOAN_REOPENED,
+                loan_id,
+                customer_id,
+                at_today,
+                week_number=0,
+                amount=at_today.outstanding_amount,
+                due_date=None,
+                payment_id=payment_id,
+            )
+        )
+    if (
+        stored_before in (LoanStatus.ACTIVE, LoanStatus.PAID)
+        and stored_after is LoanStatus.DELINQUENT
+    ):
+        produced.append(delinquent_event(loan_id, customer_id, at_today))
+    return produced
+
+
+def write_off_event(loan_id: int, customer_id: int, at_write_off: Position) -> NewEvent:
+    """The loan was written off: its amount is what it still owed (once per loan)."""
+    return _event(
+        EventKind.LOAN_WRITTEN_OFF,
+        loan_id,
+        customer_id,
+        at_write_off,
+        week_number=0,
+        amount=at_write_off.outstanding_amount,
+        due_date=None,
+    )

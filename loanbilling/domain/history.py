@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from loanbilling.domain.allocation import Allocation, allocate
-from loanbilling.domain.errors import FailedPrecondition
-from loanbilling.domain.loan import LoanTerms, check_transaction_date
-from loanbilling.domain.payment import PaymentKind
+from loanbilling.domain.errors import AlreadyExists, FailedPrecondition
+from loanbilling.domain.events import NewEvent, in_version, reversal_events
+from loanbilling.domain.loan import Loan, LoanTerms, Position, check_transaction_date
+from loanbilling.domain.payment import Payment, PaymentKind, Reversal
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,4 +107,131 @@ def check_reversal(
         reversal_date,
         business_date=business_date,
         not_before=((payment.payment_date, "the payment's date", "BEFORE_PAYMENT"),),
+    )
+
+
+def record_of(payment: Payment) -> PaymentRecord:
+    """What the history needs of a recorded payment."""
+    return PaymentRecord(
+        id=payment.id,
+        payment_date=payment.payment_date,
+        amount=payment.amount,
+        kind=payment.kind,
+        live=payment.live,
+        waived_interest_amount=payment.waived_interest_amount,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Reallocated:
+    """A live payment whose allocation a reversal changed: the payment as it now
+    stands and its new move of the paid amount (weeks, split, A after it)."""
+
+    payment: Payment
+    allocation: Allocation
+
+
+@dataclass(frozen=True, slots=True)
+class ReversalDecision:
+    """What an admitted reversal writes: the payment reversed, the later live
+    payments it re-allocates, the loan after it and its events. Installments
+    from week `after.paid_count + 1` on are no longer fully covered."""
+
+    reversed: Payment
+    reallocated: list[Reallocated]
+    after: Loan
+    events: list[NewEvent]
+
+
+def check_reversal_retry(
+    earlier: Payment, payment_id: int, reason: str, reversal_date: dt.date | None
+) -> None:
+    """A retry with a reversal's key must ask for that reversal: the same payment,
+    reason and (when given) date. The refusal names nothing of the other request."""
+    reversal = earlier.reversal
+    assert reversal is not None
+    if (
+        earlier.id != payment_id
+        or reason != reversal.reason
+        or (reversal_date is not None and reversal_date != reversal.on)
+    ):
+        raise AlreadyExists(
+            f"idempotency_key {reversal.idempotency_key!r} was already used for another "
+            "request; a new reversal needs a new key"
+        )
+
+
+def decide_reversal(
+    loan: Loan,
+    payments: Sequence[Payment],
+    payment_id: int,
+    *,
+    reason: str,
+    reversal_date: dt.date | None,
+    idempotency_key: str,
+    today: dt.date,
+) -> ReversalDecision:
+    """Reverses payment `payment_id` of `loan`, whose recorded payments (live and
+    reversed) are `payments`, on `reversal_date` (default today); raises the
+    refusal (check_reversal). The live payments left are re-allocated oldest
+    first: those whose weeks or split change are returned with their new
+    allocation. The loan's A, latest payment, stored status and history version
+    follow."""
+    target = next(p for p in payments if p.id == payment_id)
+    on = reversal_date or today
+    check_reversal(
+        record_of(target), on, business_date=today, written_off_on=loan.written_off_on
+    )
+    terms = loan.terms
+    remaining = [record_of(p) if p.id != payment_id else replace(record_of(p), live=False)
+                 for p in payments]
+    by_id = {p.id: p for p in payments}
+    reallocated = []
+    paid = 0
+    for live in reallocate(terms, remaining):
+        paid = live.allocation.paid_amount_after
+        before = by_id[live.payment.id]
+        move = live.allocation
+        if (before.first_week, before.last_week, before.principal_amount) != (
+            move.first_week,
+            move.last_week,
+            move.principal_amount,
+        ):
+            now = replace(
+                before,
+                first_week=move.first_week,
+                last_week=move.last_week,
+                principal_amount=move.principal_amount,
+                interest_amount=move.interest_amount,
+            )
+            reallocated.append(Reallocated(now, move))
+    at_today = Position(terms, paid, today, loan.written_off_on)
+    after = replace(
+        loan,
+        paid_amount=paid,
+        last_payment_date=latest_live_payment_date(remaining),
+        status=at_today.status,
+        history_version=loan.history_version + 1,
+    )
+    reversed_payment = replace(
+        target,
+        last_week=target.first_week - 1,  # it settles nothing now
+        reversal=Reversal(
+            on=on,
+            reason=reason,
+            idempotency_key=idempotency_key,
+            outstanding_after=at_today.outstanding_amount,
+            status_after=at_today.status,
+        ),
+    )
+    new_events = reversal_events(
+        loan.id,
+        loan.customer_id,
+        payment_id=payment_id,
+        amount=target.amount,
+        at_today=at_today,
+        stored_before=loan.status,
+    )
+    return ReversalDecision(
+        reversed_payment, reallocated, after, in_version(new_events, after.history_version)
     )

@@ -29,6 +29,7 @@ class LoanStatus(enum.Enum):
     ACTIVE = "ACTIVE"
     DELINQUENT = "DELINQUENT"
     PAID = "PAID"
+    WRITTEN_OFF = "WRITTEN_OFF"  # written off on or before the date: for good
 
 
 class PrepaymentPolicy(enum.Enum):
@@ -93,13 +94,15 @@ def check_transaction_date(
 
 
 def loan_date_bounds(
-    terms: LoanTerms, last_payment_date: dt.date | None
+    terms: LoanTerms, last_payment_date: dt.date | None, written_off_on: dt.date | None = None
 ) -> tuple[tuple[dt.date | None, str, str], ...]:
-    """What a payment or a write-off may not be dated before: the loan's start and
-    its latest live payment (bounds for check_transaction_date)."""
+    """What a payment or a write-off may not be dated before: the loan's start, its
+    latest live payment and its write-off, which counts as its latest transaction
+    (bounds for check_transaction_date)."""
     return (
         (terms.start_date, "the loan's start date", "BEFORE_START"),
         (last_payment_date, "the loan's latest payment on", "BEFORE_LATEST_PAYMENT"),
+        (written_off_on, "the loan's write-off on", "BEFORE_WRITE_OFF"),
     )
 
 
@@ -256,11 +259,17 @@ class LoanTerms:
 @dataclass(frozen=True, slots=True)
 class Position:
     """A loan as it stood at the end of `as_of`, given the amount `paid_amount`
-    (A) paid by then."""
+    (A) paid by then, and the date it was written off, if it was."""
 
     terms: LoanTerms
     paid_amount: int
     as_of: dt.date
+    written_off_on: dt.date | None = None
+
+    @property
+    def written_off(self) -> bool:
+        """Written off on or before as_of: the status is WRITTEN_OFF from that day."""
+        return self.written_off_on is not None and self.written_off_on <= self.as_of
 
     @property
     def paid_count(self) -> int:
@@ -305,6 +314,8 @@ class Position:
 
     @property
     def status(self) -> LoanStatus:
+        if self.written_off:
+            return LoanStatus.WRITTEN_OFF
         if self.paid_amount >= self.terms.total_amount:
             return LoanStatus.PAID
         if self.delinquent:
@@ -343,10 +354,27 @@ class ScheduleLine:
     paid_date: dt.date | None
 
 
-def stored_status(terms: LoanTerms, paid_amount: int, business_date: dt.date) -> LoanStatus:
-    """The status a loan row keeps: the status at the business date, which payments
-    and the sweep keep current (a payment dated in the past still stores today's)."""
-    return Position(terms, paid_amount, business_date).status
+def stored_status(
+    terms: LoanTerms,
+    paid_amount: int,
+    business_date: dt.date,
+    written_off_on: dt.date | None = None,
+) -> LoanStatus:
+    """The status a loan row keeps: the status at the business date, which payments,
+    reversals, write-offs and the sweep keep current (a payment dated in the past
+    still stores today's)."""
+    return Position(terms, paid_amount, business_date, written_off_on).status
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOff:
+    """A loan's write-off: its date, why, what it gave up, and the request's key."""
+
+    on: dt.date
+    reason: str
+    principal_amount: int
+    interest_amount: int
+    idempotency_key: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +388,10 @@ class Loan:
     last_payment_date: dt.date | None
     status: LoanStatus
     request_id: str | None = None
+    # Bumped by every reversal and recovery: the events a write reports are unique
+    # per (kind, week) within one version of the live history (domain.events).
+    history_version: int = 0
+    write_off: WriteOff | None = None
 
     @classmethod
     def new(
@@ -384,6 +416,14 @@ class Loan:
     def outstanding_amount(self) -> int:
         return self.terms.total_amount - self.paid_amount
 
+    @property
+    def written_off_on(self) -> dt.date | None:
+        return self.write_off.on if self.write_off is not None else None
+
+    def date_bounds(self) -> tuple[tuple[dt.date | None, str, str], ...]:
+        """What a payment or a write-off on this loan may not be dated before."""
+        return loan_date_bounds(self.terms, self.last_payment_date, self.written_off_on)
+
     def knows_paid_amount_at(self, as_of: dt.date) -> bool:
         """Whether `paid_amount` is the amount paid by the end of `as_of`: true
         unless `as_of` is before the latest payment, which a read then looks up in
@@ -394,10 +434,10 @@ class Loan:
         """The loan at the end of `as_of`; `paid_amount_then` is required (and
         used) only where `knows_paid_amount_at(as_of)` is false."""
         if self.knows_paid_amount_at(as_of):
-            return Position(self.terms, self.paid_amount, as_of)
+            return Position(self.terms, self.paid_amount, as_of, self.written_off_on)
         if paid_amount_then is None:
             raise ValueError(f"loan {self.id}: the amount paid by {as_of} must be looked up")
-        return Position(self.terms, paid_amount_then, as_of)
+        return Position(self.terms, paid_amount_then, as_of, self.written_off_on)
 
     def check_retry(self, customer_id: int, terms: LoanTerms, *, start_date_given: bool) -> None:
         """A CreateLoan retry must ask for this loan: the same customer and terms

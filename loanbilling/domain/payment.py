@@ -13,7 +13,7 @@ from loanbilling.domain.errors import (
     FailedPrecondition,
     PaymentAmountRefused,
 )
-from loanbilling.domain.events import NewEvent, payment_events
+from loanbilling.domain.events import NewEvent, in_version, payment_events
 from loanbilling.domain.loan import (
     Loan,
     LoanStatus,
@@ -22,14 +22,31 @@ from loanbilling.domain.loan import (
     PrepaymentPolicy,
     check_transaction_date,
     loan_date_bounds,
-    stored_status,
 )
+from loanbilling.domain.write_off import accept_recovery
 
 
 class PaymentKind(enum.Enum):
     REGULAR = "REGULAR"
     PAYOFF = "PAYOFF"
-    RECOVERY = "RECOVERY"
+    RECOVERY = "RECOVERY"  # a payment on a written-off loan
+
+    @property
+    def is_payoff(self) -> bool:
+        """PayOffLoan records payoffs; MakePayment the rest (regular or recovery)."""
+        return self is PaymentKind.PAYOFF
+
+
+@dataclass(frozen=True, slots=True)
+class Reversal:
+    """A payment's reversal: when, why, the request's key, and the loan's
+    outstanding and stored status right after it (what a retry replays)."""
+
+    on: dt.date
+    reason: str
+    idempotency_key: str
+    outstanding_after: int
+    status_after: LoanStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +70,12 @@ class Payment:
     kind: PaymentKind = PaymentKind.REGULAR
     # A payoff under WAIVE_UNDUE: the interest it waived, which counts in A.
     waived_interest_amount: int = 0
+    # Set once reversed: it then counts at no date and settles nothing.
+    reversal: Reversal | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.reversal is None
 
     @property
     def settled_week_numbers(self) -> list[int]:
@@ -69,7 +92,7 @@ class Payment:
         loan and amount (a retry that left the date to the server may come on
         another day)."""
         if (
-            kind is not self.kind
+            kind.is_payoff is not self.kind.is_payoff
             or loan_id != self.loan_id
             or amount != self.amount
             or (payment_date is not None and payment_date != self.payment_date)
@@ -221,6 +244,17 @@ def decide_payment(
     """A payment of `amount` on `loan` (dated `payment_date`, default today); raises
     the refusal when the rules refuse it. Once accepted, the payment takes the id
     `new_payment_id()` gives (a refused one draws none), which its events name."""
+    if loan.write_off is not None:
+        # The payment date may not precede the write-off: every payment now recovers.
+        return decide(
+            loan,
+            PaymentKind.RECOVERY,
+            lambda paid_on: accept_recovery(loan.terms, loan.paid_amount, amount),
+            payment_date=payment_date,
+            idempotency_key=idempotency_key,
+            today=today,
+            new_payment_id=new_payment_id,
+        )
     return decide(
         loan,
         PaymentKind.REGULAR,
@@ -245,8 +279,8 @@ def decide(
     """Any payment of `kind`: its date checked, `settle(date)` accepting it (or
     raising the refusal), then its id drawn and its decision recorded."""
     paid_on = payment_date or today
-    check_payment_date(
-        loan.terms, paid_on, business_date=today, last_payment_date=loan.last_payment_date
+    check_transaction_date(
+        "payment_date", paid_on, business_date=today, not_before=loan.date_bounds()
     )
     moved = settle(paid_on)
     return record_decision(
@@ -275,7 +309,9 @@ def record_decision(
     business date) and the events it reports."""
     terms = loan.terms
     paid_after = moved.paid_amount_after
-    at_payment = Position(terms, paid_after, paid_on)
+    written_off_on = loan.written_off_on
+    at_payment = Position(terms, paid_after, paid_on, written_off_on)
+    at_today = Position(terms, paid_after, today, written_off_on)
     amount = moved.principal_amount + moved.interest_amount
     payment = Payment(
         id=payment_id,
@@ -297,7 +333,9 @@ def record_decision(
         loan,
         paid_amount=paid_after,
         last_payment_date=paid_on,
-        status=stored_status(terms, paid_after, today),
+        status=at_today.status,
+        # A recovery need not settle a new installment: its events need a new version.
+        history_version=loan.history_version + (kind is PaymentKind.RECOVERY),
     )
     new_events = payment_events(
         loan.id,
@@ -306,7 +344,7 @@ def record_decision(
         amount=amount,
         last_week=moved.last_week,
         at_payment=at_payment,
-        at_today=Position(terms, paid_after, today),
+        at_today=at_today,
         stored_before=loan.status,
     )
-    return PaymentDecision(payment, after, new_events)
+    return PaymentDecision(payment, after, in_version(new_events, after.history_version))

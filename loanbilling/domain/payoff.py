@@ -151,7 +151,9 @@ def decide_payoff(
     return decide(
         loan,
         PaymentKind.PAYOFF,
-        lambda paid_on: settle_payoff(loan.terms, loan.paid_amount, amount, paid_on).allocation,
+        lambda paid_on: settle_payoff(
+            loan.terms, loan.paid_amount, amount, paid_on, written_off_on=loan.written_off_on
+        ).allocation,
         payment_date=payment_date,
         idempotency_key=idempotency_key,
         today=today,

@@ -1,9 +1,9 @@
 """What a delinquency sweep writes for one loan at a business date.
 
-The sweep visits every loan not stored PAID and judges it at `as_of` by its
+The sweep visits every loan not stored PAID or WRITTEN_OFF and judges it at `as_of` by its
 repayment state as stored now (its paid amount): a sweep of a past date does not
 undo later payments. It reports each unpaid installment due before the end of
-the reminder window once per (loan, kind, week) -- missed if due before
+the reminder window once per (loan, kind, week, history version) -- missed if due before
 `as_of`, due soon otherwise -- and turns a delinquent ACTIVE loan DELINQUENT.
 
 Storage runs these rules as set-based SQL over whole batches: the twins are in
@@ -16,7 +16,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from loanbilling.domain.events import EventKind, NewEvent, delinquent_event, installment_event
+from loanbilling.domain.events import (
+    EventKind,
+    NewEvent,
+    delinquent_event,
+    in_version,
+    installment_event,
+)
 from loanbilling.domain.loan import InstallmentStatus, Loan, LoanStatus, Position
 
 
@@ -30,8 +36,9 @@ class SweepOutcome:
 
 
 def is_swept(status: LoanStatus) -> bool:
-    """A sweep visits every loan whose stored status is not PAID."""
-    return status is not LoanStatus.PAID
+    """A sweep visits every loan whose stored status is neither PAID nor WRITTEN_OFF
+    (the sweep writes nothing more for a written-off loan)."""
+    return status not in (LoanStatus.PAID, LoanStatus.WRITTEN_OFF)
 
 
 def reminder_window_end(as_of: dt.date, reminder_days: int) -> dt.date:
@@ -82,4 +89,4 @@ def sweep_loan(loan: Loan, as_of: dt.date, reminder_days: int) -> SweepOutcome:
     flips = flips_to_delinquent(loan.status, position)
     if flips:
         events.append(delinquent_event(loan.id, loan.customer_id, position))
-    return SweepOutcome(events, flips)
+    return SweepOutcome(in_version(events, loan.history_version), flips)

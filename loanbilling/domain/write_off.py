@@ -11,11 +11,20 @@ amount from 1 to the outstanding, allocated oldest first like any payment.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from loanbilling.domain.allocation import Allocation, allocate
-from loanbilling.domain.errors import FailedPrecondition, InvalidArgument
-from loanbilling.domain.loan import LoanTerms, check_transaction_date, loan_date_bounds
+from loanbilling.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from loanbilling.domain.events import NewEvent, write_off_event
+from loanbilling.domain.loan import (
+    Loan,
+    LoanStatus,
+    LoanTerms,
+    Position,
+    WriteOff,
+    check_transaction_date,
+    loan_date_bounds,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +111,65 @@ def accept_recovery(terms: LoanTerms, paid_amount: int, amount: int) -> Allocati
             reason="RECOVERY_AMOUNT_OUT_OF_RANGE",
         )
     return allocate(terms, paid_amount, amount)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOffDecision:
+    """What an admitted write-off writes: the loan after it and its event."""
+
+    after: Loan
+    events: list[NewEvent]
+
+
+def decide_write_off(
+    loan: Loan,
+    *,
+    reason: str,
+    write_off_date: dt.date | None,
+    idempotency_key: str,
+    today: dt.date,
+) -> WriteOffDecision:
+    """Writes `loan` off on `write_off_date` (default today), or raises the refusal
+    (check_write_off). Its amounts are fixed from then on: no later payment may be
+    dated before it, and only recoveries can be reversed."""
+    on = write_off_date or today
+    amounts = check_write_off(
+        loan.terms,
+        loan.paid_amount,
+        on,
+        business_date=today,
+        last_payment_date=loan.last_payment_date,
+        written_off_on=loan.written_off_on,
+    )
+    record = WriteOff(
+        on=on,
+        reason=reason,
+        principal_amount=amounts.principal_amount,
+        interest_amount=amounts.interest_amount,
+        idempotency_key=idempotency_key,
+    )
+    after = replace(loan, write_off=record, status=LoanStatus.WRITTEN_OFF)
+    at_write_off = Position(loan.terms, loan.paid_amount, on, on)
+    event = replace(
+        write_off_event(loan.id, loan.customer_id, at_write_off),
+        history_version=loan.history_version,
+    )
+    return WriteOffDecision(after, [event])
+
+
+def check_write_off_retry(
+    earlier: Loan, loan_id: int, reason: str, write_off_date: dt.date | None
+) -> None:
+    """A retry with a write-off's key must ask for that write-off: the same loan,
+    reason and (when given) date. The refusal names nothing of the other request."""
+    write_off = earlier.write_off
+    assert write_off is not None
+    if (
+        earlier.id != loan_id
+        or reason != write_off.reason
+        or (write_off_date is not None and write_off_date != write_off.on)
+    ):
+        raise AlreadyExists(
+            f"idempotency_key {write_off.idempotency_key!r} was already used for another "
+            "request; a new write-off needs a new key"
+        )

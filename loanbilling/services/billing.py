@@ -13,6 +13,7 @@ from loanbilling.clock import BusinessClock
 from loanbilling.domain.customer import Customer, CustomerDetails
 from loanbilling.domain.errors import DuplicateKey, InvalidArgument, NotFound
 from loanbilling.domain.events import creation_events
+from loanbilling.domain.history import check_reversal_retry, decide_reversal
 from loanbilling.domain.loan import (
     DEFAULT_CURRENCY,
     DEFAULT_DELINQUENCY_THRESHOLD,
@@ -29,10 +30,12 @@ from loanbilling.domain.loan import (
 )
 from loanbilling.domain.payment import Payment, PaymentDecision, PaymentKind, decide_payment
 from loanbilling.domain.payoff import PayoffQuote, decide_payoff, payoff_quote
+from loanbilling.domain.write_off import check_write_off_retry, decide_write_off
 from loanbilling.services import pagination
 from loanbilling.storage.interfaces import Storage, UnitOfWork
 
 MAX_KEY_LENGTH = 128
+MAX_REASON_LENGTH = 500
 T = TypeVar("T")
 ItemT = TypeVar("ItemT")
 
@@ -57,6 +60,14 @@ class PaymentResult:
 
 
 @dataclass(frozen=True, slots=True)
+class WriteOffResult:
+    """The written-off loan at the business date, and whether this replays a retry."""
+
+    loan: LoanAt
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Page(Generic[ItemT]):
     items: list[ItemT]
     next_page_token: str
@@ -72,6 +83,18 @@ def _check_key(field_name: str, key: str, *, required: bool) -> str | None:
     if len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise InvalidArgument.of(field_name, f"must be 1 to {MAX_KEY_LENGTH} printable characters")
     return key
+
+
+def _check_reason(field_name: str, reason: str) -> str:
+    """A reversal's or a write-off's reason: required, for the people who read the
+    books later; 1 to MAX_REASON_LENGTH printable characters, not blank."""
+    if not reason.strip():
+        raise InvalidArgument.of(field_name, "is required: say why, e.g. 'transfer bounced'")
+    if len(reason) > MAX_REASON_LENGTH or not reason.isprintable():
+        raise InvalidArgument.of(
+            field_name, f"must be 1 to {MAX_REASON_LENGTH} printable characters"
+        )
+    return reason
 
 
 def _check_id(field_name: str, value: int) -> None:
@@ -262,7 +285,12 @@ class BillingService:
     def get_payoff_quote(self, *, loan_id: int, as_of: dt.date | None = None) -> PayoffQuote:
         """What pays the loan off at the end of `as_of` (default today), that day only."""
         view = self.get_position(loan_id, as_of)
-        return payoff_quote(view.loan.terms, view.position.paid_amount, view.position.as_of)
+        return payoff_quote(
+            view.loan.terms,
+            view.position.paid_amount,
+            view.position.as_of,
+            written_off_on=view.loan.written_off_on,
+        )
 
     def _pay(
         self,
@@ -322,6 +350,103 @@ class BillingService:
         def replay_after_conflict() -> PaymentResult | None:
             with self.storage.reading() as uow:
                 return replay(uow.payments.by_key(key))
+
+        return _idempotent(create, replay_after_conflict)
+
+    def reverse_payment(
+        self,
+        *,
+        payment_id: int,
+        reason: str,
+        idempotency_key: str,
+        reversal_date: dt.date | None = None,
+    ) -> PaymentResult:
+        """Reverses a live payment: it stops counting at every date, and the loan's
+        later live payments are re-allocated. One locking unit of work: reversals
+        are rare, and the loan's whole history is rewritten under its row lock."""
+        _check_id("payment_id", payment_id)
+        key = _check_key("idempotency_key", idempotency_key, required=True)
+        reason = _check_reason("reason", reason)
+
+        def replay(earlier: Payment | None) -> PaymentResult | None:
+            if earlier is None:
+                return None
+            check_reversal_retry(earlier, payment_id, reason, reversal_date)
+            return PaymentResult(earlier, replayed=True)
+
+        def create() -> PaymentResult:
+            with self.storage.writing(optimistic=False) as uow:
+                target = uow.payments.get(payment_id)
+                if target is None:
+                    raise NotFound("payment", payment_id)
+                loan = uow.loans.lock(target.loan_id)
+                assert loan is not None  # a payment's loan is never deleted
+                # Under the lock: a retry racing its original sees the reversal.
+                if (done := replay(uow.payments.by_reversal_key(key))) is not None:
+                    return done
+                decision = decide_reversal(
+                    loan,
+                    uow.payments.of_loan(loan.id),
+                    payment_id,
+                    reason=reason,
+                    reversal_date=reversal_date,
+                    idempotency_key=key,
+                    today=self.clock.today(),
+                )
+                uow.payments.record_reversal(loan, decision)
+                uow.commit()
+            self.events_written()
+            return PaymentResult(decision.reversed, replayed=False)
+
+        def replay_after_conflict() -> PaymentResult | None:
+            with self.storage.reading() as uow:
+                return replay(uow.payments.by_reversal_key(key))
+
+        return _idempotent(create, replay_after_conflict)
+
+    def write_off_loan(
+        self,
+        *,
+        loan_id: int,
+        reason: str,
+        idempotency_key: str,
+        write_off_date: dt.date | None = None,
+    ) -> WriteOffResult:
+        """Writes a loan off as lost; its later payments are recoveries."""
+        _check_id("loan_id", loan_id)
+        key = _check_key("idempotency_key", idempotency_key, required=True)
+        reason = _check_reason("reason", reason)
+        today = self.clock.today()
+
+        def replay(earlier: Loan | None) -> WriteOffResult | None:
+            if earlier is None:
+                return None
+            check_write_off_retry(earlier, loan_id, reason, write_off_date)
+            return WriteOffResult(LoanAt(earlier, earlier.position(today)), replayed=True)
+
+        def create() -> WriteOffResult:
+            with self.storage.writing(optimistic=False) as uow:
+                loan = uow.loans.lock(loan_id)
+                if loan is None:
+                    raise NotFound("loan", loan_id)
+                if (done := replay(uow.loans.by_write_off_key(key))) is not None:
+                    return done
+                decision = decide_write_off(
+                    loan,
+                    reason=reason,
+                    write_off_date=write_off_date,
+                    idempotency_key=key,
+                    today=today,
+                )
+                uow.loans.record_write_off(loan, decision.after, decision.events)
+                uow.commit()
+            self.events_written()
+            after = decision.after
+            return WriteOffResult(LoanAt(after, after.position(today)), replayed=False)
+
+        def replay_after_conflict() -> WriteOffResult | None:
+            with self.storage.reading() as uow:
+                return replay(uow.loans.by_write_off_key(key))
 
         return _idempotent(create, replay_after_conflict)
 

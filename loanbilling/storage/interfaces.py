@@ -20,6 +20,7 @@ from typing import Protocol
 
 from loanbilling.domain.customer import Customer, CustomerDetails
 from loanbilling.domain.events import NewEvent
+from loanbilling.domain.history import ReversalDecision
 from loanbilling.domain.loan import Loan, LoanStatus, ScheduleEntry
 from loanbilling.domain.payment import Payment
 from loanbilling.domain.portfolio import PortfolioFigures
@@ -62,7 +63,16 @@ class Loans(Protocol):
 
     def get(self, loan_id: int) -> Loan | None: ...
 
+    def lock(self, loan_id: int) -> Loan | None:
+        """The loan, row-locked until the unit of work ends (a locking unit only)."""
+
     def by_request_id(self, request_id: str) -> Loan | None: ...
+
+    def by_write_off_key(self, idempotency_key: str) -> Loan | None:
+        """The loan written off by the request with this key, if any."""
+
+    def record_write_off(self, before: Loan, after: Loan, new_events: list[NewEvent]) -> None:
+        """Writes the write-off of a loan locked by `lock`, and its events."""
 
     def list(
         self,
@@ -99,6 +109,19 @@ class Payments(Protocol):
         of work only: a locking one holds the row)."""
 
     def by_key(self, idempotency_key: str) -> Payment | None: ...
+
+    def get(self, payment_id: int) -> Payment | None: ...
+
+    def of_loan(self, loan_id: int) -> list[Payment]:
+        """Every recorded payment of the loan, live and reversed."""
+
+    def by_reversal_key(self, idempotency_key: str) -> Payment | None:
+        """The payment reversed by the request with this key, if any."""
+
+    def record_reversal(self, before: Loan, decision: ReversalDecision) -> None:
+        """Writes a reversal on a loan locked by `Loans.lock`: the payment marked
+        reversed, the re-allocated payments and installments, the loan's new
+        state and the events."""
 
     def list(self, loan_id: int, *, after_id: int | None, limit: int) -> list[Payment]:
         """Oldest first; keyset pagination on id."""

@@ -8,7 +8,7 @@ costs, fall from seven or more to one.
 
 A payment here is optimistic: the caller read the loan without a lock and
 decided with the domain; the UPDATE of the loan is guarded by what it read
-(`paid_count` and `status`), every other write hangs on that UPDATE's row, so
+(`paid_amount`, `status` and `history_version`), every other write hangs on that UPDATE's row, so
 a concurrent change makes the whole statement write nothing and the caller
 decides again under the row lock. The rows are the portable path's own
 (repository.loan_row, payment_row, event_row): one definition of each. The
@@ -68,8 +68,9 @@ WITH moved AS (
     UPDATE loans
     SET paid_amount = %(paid_amount)s, paid_count = %(paid_count)s,
         outstanding_amount = %(outstanding)s, last_payment_date = %(last_payment_date)s,
-        status = %(status)s, updated_at = %(now)s
+        status = %(status)s, history_version = %(version)s, updated_at = %(now)s
     WHERE id = %(loan_id)s AND paid_amount = %(paid_before)s AND status = %(status_before)s
+      AND history_version = %(version_before)s
     RETURNING id
 ), paid AS (
     INSERT INTO payments ({", ".join(payment_columns)})
@@ -145,6 +146,8 @@ class OneStatementPayments(SqlPayments):
             "loan_id": before.id,
             "paid_before": before.paid_amount,
             "status_before": before.status.value,
+            "version_before": before.history_version,
+            "version": after.history_version,
             "paid_amount": after.paid_amount,
             "paid_count": after.paid_count,
             "outstanding": after.outstanding_amount,

@@ -44,6 +44,7 @@ def _positions(as_of: dt.date, currency_code: str):
             loans.c.weekly_payment,
             loans.c.weeks,
             loans.c.delinquency_threshold,
+            loans.c.write_off_date,
             paid_amount_at(on).label("paid_amount"),
             due_before.label("due_before"),
             weeks_due_through(days).label("due_through"),
@@ -74,6 +75,7 @@ def _summary(as_of: dt.date, currency_code: str):
         days=p.c.age_days,
         due_before=p.c.due_before,
         due_through=p.c.due_through,
+        as_of=date_param(as_of),
     )
     # sum() over no rows is NULL: 0 instead.
     return select(

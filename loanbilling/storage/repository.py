@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
 from loanbilling.domain.customer import Customer, CustomerDetails
 from loanbilling.domain.events import NewEvent
+from loanbilling.domain.history import ReversalDecision
 from loanbilling.domain.loan import (
     Installment,
     Loan,
@@ -23,8 +24,9 @@ from loanbilling.domain.loan import (
     PayoffInterest,
     PrepaymentPolicy,
     ScheduleEntry,
+    WriteOff,
 )
-from loanbilling.domain.payment import Payment, PaymentKind
+from loanbilling.domain.payment import Payment, PaymentKind, Reversal
 from loanbilling.storage.event_store import event_row
 from loanbilling.storage.interfaces import PaymentSlot
 from loanbilling.storage.sql import paid_amount_by
@@ -50,6 +52,15 @@ def loan_from_row(row: Row) -> Loan:
         prepayment_policy=PrepaymentPolicy(row.prepayment_policy),
         payoff_interest=PayoffInterest(row.payoff_interest),
     )
+    write_off = None
+    if row.write_off_date is not None:
+        write_off = WriteOff(
+            on=row.write_off_date,
+            reason=row.write_off_reason,
+            principal_amount=row.written_off_principal_amount,
+            interest_amount=row.written_off_interest_amount,
+            idempotency_key=row.write_off_key,
+        )
     return Loan(
         id=row.id,
         customer_id=row.customer_id,
@@ -58,10 +69,21 @@ def loan_from_row(row: Row) -> Loan:
         last_payment_date=row.last_payment_date,
         status=LoanStatus(row.status),
         request_id=row.request_id,
+        history_version=row.history_version,
+        write_off=write_off,
     )
 
 
 def payment_from_row(row: Row) -> Payment:
+    reversal = None
+    if row.reversal_date is not None:
+        reversal = Reversal(
+            on=row.reversal_date,
+            reason=row.reversal_reason,
+            idempotency_key=row.reversal_key,
+            outstanding_after=row.reversal_outstanding_after,
+            status_after=LoanStatus(row.reversal_status_after),
+        )
     return Payment(
         id=row.id,
         loan_id=row.loan_id,
@@ -77,6 +99,7 @@ def payment_from_row(row: Row) -> Payment:
         interest_amount=row.interest_amount,
         kind=PaymentKind(row.kind),
         waived_interest_amount=row.waived_interest_amount,
+        reversal=reversal,
     )
 
 
@@ -105,6 +128,7 @@ def loan_row(loan: Loan, written_at: dt.datetime) -> dict[str, object]:
         "payoff_interest": terms.payoff_interest.value,
         "created_at": written_at,
         "updated_at": written_at,
+        "history_version": loan.history_version,
     }
 
 
@@ -144,6 +168,7 @@ def next_id(dialect_name: str, table):
 # a prebuilt statement memoizes both and only takes new parameters.
 _CUSTOMER = select(customers).where(customers.c.id == bindparam("id"))
 _LOAN = select(loans).where(loans.c.id == bindparam("id"))
+_LOCKED_LOAN = _LOAN.with_for_update(of=loans)
 _PAID_BY = paid_amount_by(bindparam("loan_id"), bindparam("on"))
 _PAYMENT_BY_KEY = select(payments).where(payments.c.idempotency_key == bindparam("key"))
 _KEY_PAYMENT_ID = (
@@ -192,6 +217,7 @@ _MOVE_BALANCE = (
         loans.c.id == bindparam("b_id"),
         loans.c.paid_amount == bindparam("b_paid_before"),
         loans.c.status == bindparam("b_status_before"),
+        loans.c.history_version == bindparam("b_version_before"),
     )
     .values(
         paid_amount=bindparam("b_paid_amount"),
@@ -199,10 +225,48 @@ _MOVE_BALANCE = (
         outstanding_amount=bindparam("b_outstanding"),
         last_payment_date=bindparam("b_last_payment_date"),
         status=bindparam("b_status"),
+        history_version=bindparam("b_version"),
         updated_at=bindparam("b_updated_at"),
     )
 )
 _INSERT_EVENTS = insert(events)
+_REALLOCATE_PAYMENT = (
+    update(payments)
+    .where(payments.c.id == bindparam("b_id"))
+    .values(
+        first_week=bindparam("b_first"),
+        last_week=bindparam("b_last"),
+        principal_amount=bindparam("b_principal"),
+        interest_amount=bindparam("b_interest"),
+        paid_amount_after=bindparam("b_paid_after"),
+    )
+)
+_UNSETTLE_INSTALLMENTS = (
+    update(installments)
+    .where(
+        installments.c.loan_id == bindparam("b_loan_id"),
+        installments.c.week_number > bindparam("b_covered"),
+        installments.c.paid_date.is_not(None),
+    )
+    .values(paid_date=None, payment_id=None)
+)
+
+
+def _move_params(before: Loan, after: Loan, written_at: dt.datetime) -> dict[str, object]:
+    """_MOVE_BALANCE's parameters: the loan's state as read, and as it becomes."""
+    return {
+        "b_id": before.id,
+        "b_paid_before": before.paid_amount,
+        "b_status_before": before.status.value,
+        "b_version_before": before.history_version,
+        "b_paid_amount": after.paid_amount,
+        "b_paid_count": after.paid_count,
+        "b_outstanding": after.outstanding_amount,
+        "b_last_payment_date": after.last_payment_date,
+        "b_status": after.status.value,
+        "b_version": after.history_version,
+        "b_updated_at": written_at,
+    }
 
 
 def add_events(conn: Connection, new_events: list[NewEvent], written_at: dt.datetime) -> None:
@@ -263,9 +327,41 @@ class SqlLoans:
         row = self.conn.execute(_LOAN, {"id": loan_id}).first()
         return loan_from_row(row) if row else None
 
+    def lock(self, loan_id: int) -> Loan | None:
+        """FOR UPDATE on PostgreSQL; SQLite's write transaction locks the file."""
+        row = self.conn.execute(_LOCKED_LOAN, {"id": loan_id}).first()
+        return loan_from_row(row) if row else None
+
     def by_request_id(self, request_id: str) -> Loan | None:
         row = self.conn.execute(select(loans).where(loans.c.request_id == request_id)).first()
         return loan_from_row(row) if row else None
+
+    def by_write_off_key(self, idempotency_key: str) -> Loan | None:
+        row = self.conn.execute(
+            select(loans).where(loans.c.write_off_key == idempotency_key)
+        ).first()
+        return loan_from_row(row) if row else None
+
+    def record_write_off(self, before: Loan, after: Loan, new_events: list[NewEvent]) -> None:
+        written_at = now()
+        write_off = after.write_off
+        assert write_off is not None
+        written = self.conn.execute(
+            update(loans)
+            .where(loans.c.id == before.id, loans.c.write_off_date.is_(None))
+            .values(
+                status=after.status.value,
+                write_off_date=write_off.on,
+                write_off_reason=write_off.reason,
+                written_off_principal_amount=write_off.principal_amount,
+                written_off_interest_amount=write_off.interest_amount,
+                write_off_key=write_off.idempotency_key,
+                updated_at=written_at,
+            )
+        ).rowcount
+        if written != 1:
+            raise RuntimeError(f"loan {before.id} changed under its row lock")
+        add_events(self.conn, new_events, written_at)
 
     def list(
         self,
@@ -339,20 +435,7 @@ class SqlPayments:
         self, payment: Payment, before: Loan, after: Loan, new_events: list[NewEvent]
     ) -> bool:
         written_at = now()
-        moved = self.conn.execute(
-            _MOVE_BALANCE,
-            {
-                "b_id": before.id,
-                "b_paid_before": before.paid_amount,
-                "b_status_before": before.status.value,
-                "b_paid_amount": after.paid_amount,
-                "b_paid_count": after.paid_count,
-                "b_outstanding": after.outstanding_amount,
-                "b_last_payment_date": after.last_payment_date,
-                "b_status": after.status.value,
-                "b_updated_at": written_at,
-            },
-        ).rowcount
+        moved = self.conn.execute(_MOVE_BALANCE, _move_params(before, after, written_at)).rowcount
         if moved != 1:  # only an unlocked read can lose the race: nothing was written
             if self.locking:
                 raise RuntimeError(f"loan {before.id} changed under its row lock")
@@ -374,6 +457,80 @@ class SqlPayments:
     def by_key(self, idempotency_key: str) -> Payment | None:
         row = self.conn.execute(_PAYMENT_BY_KEY, {"key": idempotency_key}).first()
         return payment_from_row(row) if row else None
+
+    def get(self, payment_id: int) -> Payment | None:
+        row = self.conn.execute(select(payments).where(payments.c.id == payment_id)).first()
+        return payment_from_row(row) if row else None
+
+    def of_loan(self, loan_id: int) -> list[Payment]:
+        rows = self.conn.execute(
+            select(payments).where(payments.c.loan_id == loan_id).order_by(payments.c.id)
+        )
+        return [payment_from_row(row) for row in rows]
+
+    def by_reversal_key(self, idempotency_key: str) -> Payment | None:
+        row = self.conn.execute(
+            select(payments).where(payments.c.reversal_key == idempotency_key)
+        ).first()
+        return payment_from_row(row) if row else None
+
+    def record_reversal(self, before: Loan, decision: ReversalDecision) -> None:
+        written_at = now()
+        target = decision.reversed
+        reversal = target.reversal
+        assert reversal is not None
+        marked = self.conn.execute(
+            update(payments)
+            .where(payments.c.id == target.id, payments.c.reversal_date.is_(None))
+            .values(
+                last_week=target.last_week,
+                reversal_date=reversal.on,
+                reversal_reason=reversal.reason,
+                reversal_key=reversal.idempotency_key,
+                reversal_outstanding_after=reversal.outstanding_after,
+                reversal_status_after=reversal.status_after.value,
+            )
+        ).rowcount
+        if marked != 1:
+            raise RuntimeError(f"payment {target.id} changed under its loan's row lock")
+        if decision.reallocated:
+            self.conn.execute(
+                _REALLOCATE_PAYMENT,
+                [
+                    {
+                        "b_id": r.payment.id,
+                        "b_first": r.allocation.first_week,
+                        "b_last": r.allocation.last_week,
+                        "b_principal": r.allocation.principal_amount,
+                        "b_interest": r.allocation.interest_amount,
+                        "b_paid_after": r.allocation.paid_amount_after,
+                    }
+                    for r in decision.reallocated
+                ],
+            )
+        after = decision.after
+        # Weeks past c(A) are no longer fully covered; those a re-allocated payment
+        # now covers take its date. Every other week keeps its payment.
+        self.conn.execute(
+            _UNSETTLE_INSTALLMENTS, {"b_loan_id": before.id, "b_covered": after.paid_count}
+        )
+        settles = [
+            {
+                "b_loan_id": before.id,
+                "b_first": r.allocation.first_week,
+                "b_last": r.allocation.last_week,
+                "b_paid_date": r.payment.payment_date,
+                "b_payment_id": r.payment.id,
+            }
+            for r in decision.reallocated
+            if r.allocation.last_week >= r.allocation.first_week
+        ]
+        if settles:
+            self.conn.execute(_SETTLE_INSTALLMENTS, settles)
+        moved = self.conn.execute(_MOVE_BALANCE, _move_params(before, after, written_at)).rowcount
+        if moved != 1:
+            raise RuntimeError(f"loan {before.id} changed under its row lock")
+        add_events(self.conn, decision.events, written_at)
 
     def list(self, loan_id: int, *, after_id: int | None, limit: int) -> list[Payment]:
         query = (

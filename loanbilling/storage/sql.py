@@ -103,16 +103,22 @@ def installments_covered(paid_amount, table=loans) -> ColumnElement:
 # loanbilling.domain.loan.Loan
 
 
+def is_live(table=payments) -> ColumnElement:
+    """Twin of Payment.live: not reversed. A reversed payment counts at no date."""
+    return table.c.reversal_date.is_(None)
+
+
 def paid_amount_by(loan_id, on):
     """A(on): the paid amount right after the latest payment of `loan_id` dated on
     or before `on` (no row: none), one index seek however many payments the loan
     has. What a read of the past takes where not Loan.knows_paid_amount_at(on).
     Of one day's payments the latest has the largest paid_amount_after, payments
     only adding to A; the index (loan_id, payment_date, paid_amount_after) serves
-    the order as it stands."""
+    the order as it stands. Reversed payments are skipped: a reversal re-allocates
+    the later live ones, so their paid_amount_after is A under the live history."""
     return (
         select(payments.c.paid_amount_after)
-        .where(payments.c.loan_id == loan_id, payments.c.payment_date <= on)
+        .where(payments.c.loan_id == loan_id, payments.c.payment_date <= on, is_live())
         .order_by(payments.c.payment_date.desc(), payments.c.paid_amount_after.desc())
         .limit(1)
     )
@@ -138,9 +144,21 @@ class PositionSql:
     CTE)."""
 
     def __init__(
-        self, table, paid_amount, *, paid_count=None, days, due_before, due_through=None
+        self,
+        table,
+        paid_amount,
+        *,
+        paid_count=None,
+        days,
+        due_before,
+        due_through=None,
+        as_of: ColumnElement,
     ) -> None:
         self.table = table
+        # Position.written_off: never NULL (a NULL date fails the first term).
+        self.written_off = table.c.write_off_date.is_not(None) & (
+            table.c.write_off_date <= as_of
+        )
         self.paid_amount = paid_amount
         # Position.paid_count: c(A).
         self.paid_count = (
@@ -162,6 +180,7 @@ class PositionSql:
             paid_count=table.c.paid_count,
             days=days_between(as_of, table.c.start_date),
             due_before=weeks_due_before(as_of, table),
+            as_of=as_of,
         )
 
     @property
@@ -200,12 +219,15 @@ class PositionSql:
 
     def status_is(self, status: LoanStatus) -> ColumnElement:
         """Whether Position.status is `status`: twin of Position.status."""
-        paid_off = self.paid_amount >= self.table.c.total_amount
+        if status is LoanStatus.WRITTEN_OFF:
+            return self.written_off
+        paid_off = ~self.written_off & (self.paid_amount >= self.table.c.total_amount)
         if status is LoanStatus.PAID:
             return paid_off
+        repaying = ~self.written_off & ~paid_off
         if status is LoanStatus.DELINQUENT:
-            return ~paid_off & self.delinquent
-        return ~paid_off & ~self.delinquent
+            return repaying & self.delinquent
+        return repaying & ~self.delinquent
 
 
 # loanbilling.domain.events
@@ -231,6 +253,7 @@ def event_columns(
         "outstanding_amount": position.outstanding_amount,
         "currency_code": table.c.currency_code,
         "payment_id": cast(null(), Id),
+        "history_version": table.c.history_version,
         "created_at": created_at,
     }
     return [values[name].label(name) for name in EVENT_COLUMNS]
@@ -246,8 +269,11 @@ def oldest_overdue_week(position: PositionSql) -> ColumnElement:
 
 
 def is_swept(table=loans) -> ColumnElement:
-    """Twin of domain.sweep.is_swept (the sweep's partial index has the same WHERE)."""
-    return table.c.status != LoanStatus.PAID.value
+    """Twin of domain.sweep.is_swept (the sweep's partial index has the same WHERE,
+    storage.tables.SWEPT)."""
+    return (table.c.status != LoanStatus.PAID.value) & (
+        table.c.status != LoanStatus.WRITTEN_OFF.value
+    )
 
 
 @dataclass(frozen=True)
@@ -317,6 +343,7 @@ def waived_interest_through(on: ColumnElement, currency_code: str) -> ColumnElem
         .where(
             payments.c.waived_interest_amount > 0,
             payments.c.payment_date <= on,
+            is_live(),
             in_portfolio(on, currency_code),
         )
         .scalar_subquery()

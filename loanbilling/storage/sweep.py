@@ -2,8 +2,8 @@
 
 What a sweep writes for a loan is loanbilling.domain.sweep.sweep_loan; the
 statements here apply it to every loan of a batch at once, built from its SQL
-twins in loanbilling.storage.sql. The unique (loan, kind, week) constraint on
-events makes the sweep idempotent: a second sweep for the same date, on this
+twins in loanbilling.storage.sql. The unique (loan, kind, week, history
+version) constraint on events makes the sweep idempotent: a second sweep for the same date, on this
 replica or another, at the same time or later, writes nothing new.
 
 The statements are built once per dialect, with bind parameters for the dates,
@@ -141,11 +141,14 @@ def _delinquent_rows(table):
 
 
 def _insert_ignoring_duplicates(dialect, rows):
-    """INSERT ... SELECT ... ON CONFLICT DO NOTHING on the (loan, kind, week) key."""
+    """INSERT ... SELECT ... ON CONFLICT DO NOTHING on the (loan, kind, week,
+    history version) key."""
     return (
         dialect.insert(events)
         .from_select(list(EVENT_COLUMNS), rows)
-        .on_conflict_do_nothing(index_elements=["loan_id", "kind", "week_number"])
+        .on_conflict_do_nothing(
+            index_elements=["loan_id", "kind", "week_number", "history_version"]
+        )
     )
 
 
@@ -193,6 +196,8 @@ def _postgresql_batch():
             loans.c.total_amount,
             loans.c.weekly_payment,
             loans.c.currency_code,
+            loans.c.history_version,
+            loans.c.write_off_date,
         )
         .cte("flipped")
     )

@@ -30,6 +30,9 @@ metadata = MetaData(
     }
 )
 
+# Which loans a sweep visits: twin of domain.sweep.is_swept, and the sweep index's WHERE.
+SWEPT = "status <> 'PAID' AND status <> 'WRITTEN_OFF'"
+
 customers = Table(
     "customers",
     metadata,
@@ -71,14 +74,23 @@ loans = Table(
     Column("payoff_interest", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Bumped by every reversal and recovery: events are unique within one version.
+    Column("history_version", Integer, nullable=False, server_default=text("0")),
+    # The write-off (domain.loan.WriteOff), all NULL unless written off; its key unique.
+    Column("write_off_date", Date, nullable=True),
+    Column("write_off_reason", String(500), nullable=True),
+    Column("written_off_principal_amount", BigInteger, nullable=True),
+    Column("written_off_interest_amount", BigInteger, nullable=True),
+    Column("write_off_key", String(128), nullable=True, unique=True),
     Index(None, "customer_id", "id"),
     Index(None, "status", "id"),
-    # The sweep walks unpaid loans only, however many paid ones history holds.
+    # The sweep walks the loans still repaying only, however many paid or
+    # written-off ones history holds (storage.sql.is_swept has the same WHERE).
     Index(
-        "ix_loans_unpaid_id",
+        "ix_loans_swept_id",
         "id",
-        postgresql_where=text("status <> 'PAID'"),
-        sqlite_where=text("status <> 'PAID'"),
+        postgresql_where=text(SWEPT),
+        sqlite_where=text(SWEPT),
     ),
 )
 
@@ -116,9 +128,16 @@ payments = Table(
     Column("kind", String(16), nullable=False),
     # A payoff's waived interest (WAIVE_UNDUE): it counts in A without being cash.
     Column("waived_interest_amount", BigInteger, nullable=False),
-    # A right after it: what a read of a past date seeks (the latest payment by then).
+    # A right after it under the live history: what a read of a past date seeks
+    # (the latest live payment by then). A reversal re-allocates the later ones.
     Column("paid_amount_after", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The reversal (domain.payment.Reversal), all NULL while the payment is live.
+    Column("reversal_date", Date, nullable=True),
+    Column("reversal_reason", String(500), nullable=True),
+    Column("reversal_key", String(128), nullable=True, unique=True),
+    Column("reversal_outstanding_after", BigInteger, nullable=True),
+    Column("reversal_status_after", String(16), nullable=True),
     UniqueConstraint("idempotency_key"),
     # Serves "paid by date D" as one index seek, whatever the number of payments.
     Index(None, "loan_id", "payment_date", "paid_amount_after"),
@@ -156,8 +175,11 @@ events = Table(
     Column("outstanding_amount", BigInteger, nullable=False),
     Column("currency_code", String(3), nullable=False),
     Column("payment_id", Id, nullable=True),
-    # One event per loan, installment and kind: what makes the sweep idempotent.
-    UniqueConstraint("loan_id", "kind", "week_number"),
+    # The loan's history version when written (domain.events.NewEvent).
+    Column("history_version", Integer, nullable=False, server_default=text("0")),
+    # One event per loan, installment and kind in a version of the loan's live
+    # history: what makes the sweep idempotent.
+    UniqueConstraint("loan_id", "kind", "week_number", "history_version"),
     UniqueConstraint("sequence"),
     Index(
         "ix_events_unsequenced_id",

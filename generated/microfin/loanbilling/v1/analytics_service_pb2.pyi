@@ -38,7 +38,7 @@ class RiskBucket(_message.Message):
     def __init__(self, min_days_past_due: _Optional[int] = ..., max_days_past_due: _Optional[int] = ..., loan_count: _Optional[int] = ..., outstanding_amount: _Optional[int] = ...) -> None: ...
 
 class GetPortfolioSummaryResponse(_message.Message):
-    __slots__ = ("as_of", "currency_code", "loan_count", "active", "delinquent", "paid", "principal_disbursed", "total_repayable", "collected_amount", "outstanding_amount", "overdue_amount", "due_amount", "portfolio_at_risk", "delinquency_rate_bps", "collection_rate_bps", "waived_interest_amount")
+    __slots__ = ("as_of", "currency_code", "loan_count", "active", "delinquent", "paid", "principal_disbursed", "total_repayable", "collected_amount", "outstanding_amount", "overdue_amount", "due_amount", "portfolio_at_risk", "delinquency_rate_bps", "collection_rate_bps", "waived_interest_amount", "written_off", "written_off_principal_amount", "written_off_interest_amount", "recovered_amount")
     AS_OF_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
     LOAN_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +55,10 @@ class GetPortfolioSummaryResponse(_message.Message):
     DELINQUENCY_RATE_BPS_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_RATE_BPS_FIELD_NUMBER: _ClassVar[int]
     WAIVED_INTEREST_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_OFF_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_OFF_PRINCIPAL_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_OFF_INTEREST_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    RECOVERED_AMOUNT_FIELD_NUMBER: _ClassVar[int]
     as_of: _date_pb2.Date
     currency_code: str
     loan_count: int
@@ -71,4 +75,8 @@ class GetPortfolioSummaryResponse(_message.Message):
     delinquency_rate_bps: int
     collection_rate_bps: int
     waived_interest_amount: int
-    def __init__(self, as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., currency_code: _Optional[str] = ..., loan_count: _Optional[int] = ..., active: _Optional[_Union[StatusSummary, _Mapping]] = ..., delinquent: _Optional[_Union[StatusSummary, _Mapping]] = ..., paid: _Optional[_Union[StatusSummary, _Mapping]] = ..., principal_disbursed: _Optional[int] = ..., total_repayable: _Optional[int] = ..., collected_amount: _Optional[int] = ..., outstanding_amount: _Optional[int] = ..., overdue_amount: _Optional[int] = ..., due_amount: _Optional[int] = ..., portfolio_at_risk: _Optional[_Iterable[_Union[RiskBucket, _Mapping]]] = ..., delinquency_rate_bps: _Optional[int] = ..., collection_rate_bps: _Optional[int] = ..., waived_interest_amount: _Optional[int] = ...) -> None: ...
+    written_off: StatusSummary
+    written_off_principal_amount: int
+    written_off_interest_amount: int
+    recovered_amount: int
+    def __init__(self, as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., currency_code: _Optional[str] = ..., loan_count: _Optional[int] = ..., active: _Optional[_Union[StatusSummary, _Mapping]] = ..., delinquent: _Optional[_Union[StatusSummary, _Mapping]] = ..., paid: _Optional[_Union[StatusSummary, _Mapping]] = ..., principal_disbursed: _Optional[int] = ..., total_repayable: _Optional[int] = ..., collected_amount: _Optional[int] = ..., outstanding_amount: _Optional[int] = ..., overdue_amount: _Optional[int] = ..., due_amount: _Optional[int] = ..., portfolio_at_risk: _Optional[_Iterable[_Union[RiskBucket, _Mapping]]] = ..., delinquency_rate_bps: _Optional[int] = ..., collection_rate_bps: _Optional[int] = ..., waived_interest_amount: _Optional[int] = ..., written_off: _Optional[_Union[StatusSummary, _Mapping]] = ..., written_off_principal_amount: _Optional[int] = ..., written_off_interest_amount: _Optional[int] = ..., recovered_amount: _Optional[int] = ...) -> None: ...

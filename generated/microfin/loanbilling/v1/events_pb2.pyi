@@ -20,6 +20,9 @@ class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_KIND_PAYMENT_RECEIVED: _ClassVar[EventKind]
     EVENT_KIND_LOAN_PAID_OFF: _ClassVar[EventKind]
     EVENT_KIND_LOAN_CREATED: _ClassVar[EventKind]
+    EVENT_KIND_PAYMENT_REVERSED: _ClassVar[EventKind]
+    EVENT_KIND_LOAN_REOPENED: _ClassVar[EventKind]
+    EVENT_KIND_LOAN_WRITTEN_OFF: _ClassVar[EventKind]
 EVENT_KIND_UNSPECIFIED: EventKind
 EVENT_KIND_PAYMENT_DUE_SOON: EventKind
 EVENT_KIND_INSTALLMENT_MISSED: EventKind
@@ -28,6 +31,9 @@ EVENT_KIND_DELINQUENCY_CURED: EventKind
 EVENT_KIND_PAYMENT_RECEIVED: EventKind
 EVENT_KIND_LOAN_PAID_OFF: EventKind
 EVENT_KIND_LOAN_CREATED: EventKind
+EVENT_KIND_PAYMENT_REVERSED: EventKind
+EVENT_KIND_LOAN_REOPENED: EventKind
+EVENT_KIND_LOAN_WRITTEN_OFF: EventKind
 
 class Event(_message.Message):
     __slots__ = ("sequence", "kind", "loan_id", "customer_id", "business_date", "create_time", "week_number", "amount", "due_date", "missed_installments", "overdue_amount", "days_past_due", "outstanding_amount", "currency_code", "payment_id")

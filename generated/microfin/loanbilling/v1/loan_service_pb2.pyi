@@ -252,6 +252,54 @@ class ListPaymentsResponse(_message.Message):
     next_page_token: str
     def __init__(self, payments: _Optional[_Iterable[_Union[_resources_pb2.Payment, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class ReversePaymentRequest(_message.Message):
+    __slots__ = ("payment_id", "reason", "reversal_date", "idempotency_key")
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REVERSAL_DATE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    payment_id: int
+    reason: str
+    reversal_date: _date_pb2.Date
+    idempotency_key: str
+    def __init__(self, payment_id: _Optional[int] = ..., reason: _Optional[str] = ..., reversal_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class ReversePaymentResponse(_message.Message):
+    __slots__ = ("payment", "outstanding_amount", "status", "replayed")
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    OUTSTANDING_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    payment: _resources_pb2.Payment
+    outstanding_amount: int
+    status: _resources_pb2.LoanStatus
+    replayed: bool
+    def __init__(self, payment: _Optional[_Union[_resources_pb2.Payment, _Mapping]] = ..., outstanding_amount: _Optional[int] = ..., status: _Optional[_Union[_resources_pb2.LoanStatus, str]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
+class WriteOffLoanRequest(_message.Message):
+    __slots__ = ("loan_id", "reason", "write_off_date", "idempotency_key")
+    LOAN_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    WRITE_OFF_DATE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    loan_id: int
+    reason: str
+    write_off_date: _date_pb2.Date
+    idempotency_key: str
+    def __init__(self, loan_id: _Optional[int] = ..., reason: _Optional[str] = ..., write_off_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class WriteOffLoanResponse(_message.Message):
+    __slots__ = ("loan", "written_off_principal_amount", "written_off_interest_amount", "replayed")
+    LOAN_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_OFF_PRINCIPAL_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_OFF_INTEREST_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    loan: _resources_pb2.Loan
+    written_off_principal_amount: int
+    written_off_interest_amount: int
+    replayed: bool
+    def __init__(self, loan: _Optional[_Union[_resources_pb2.Loan, _Mapping]] = ..., written_off_principal_amount: _Optional[int] = ..., written_off_interest_amount: _Optional[int] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
 class RunDelinquencySweepRequest(_message.Message):
     __slots__ = ("as_of",)
     AS_OF_FIELD_NUMBER: _ClassVar[int]

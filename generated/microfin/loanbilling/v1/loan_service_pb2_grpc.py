@@ -94,6 +94,16 @@ class LoanServiceStub:
                 request_serializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ListPaymentsRequest.SerializeToString,
                 response_deserializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ListPaymentsResponse.FromString,
                 _registered_method=True)
+        self.ReversePayment = channel.unary_unary(
+                '/microfin.loanbilling.v1.LoanService/ReversePayment',
+                request_serializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ReversePaymentRequest.SerializeToString,
+                response_deserializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ReversePaymentResponse.FromString,
+                _registered_method=True)
+        self.WriteOffLoan = channel.unary_unary(
+                '/microfin.loanbilling.v1.LoanService/WriteOffLoan',
+                request_serializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.WriteOffLoanRequest.SerializeToString,
+                response_deserializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.WriteOffLoanResponse.FromString,
+                _registered_method=True)
         self.RunDelinquencySweep = channel.unary_unary(
                 '/microfin.loanbilling.v1.LoanService/RunDelinquencySweep',
                 request_serializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.RunDelinquencySweepRequest.SerializeToString,
@@ -195,7 +205,31 @@ class LoanServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListPayments(self, request, context):
-        """Lists a loan's payments, oldest first.
+        """Lists a loan's payments, oldest first, reversed ones included (marked).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReversePayment(self, request, context):
+        """Admin: reverses a recorded payment (a bounced transfer, a payment keyed
+        to the wrong loan). It stops counting at every date: every read, past
+        dates included, is computed as if it had never been made, and the later
+        live payments are re-allocated oldest first. Any live payment may be
+        reversed, not only the latest. A paid loan reopens. NOT_FOUND for an
+        unknown payment; FAILED_PRECONDITION for a payment already reversed
+        (PAYMENT_ALREADY_REVERSED) or, on a written-off loan, one that is not a
+        recovery (LOAN_WRITTEN_OFF).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WriteOffLoan(self, request, context):
+        """Admin: writes a loan off as lost, recording the principal and interest
+        it still owes. Later payments on it are recoveries: any amount from 1 to
+        the outstanding. FAILED_PRECONDITION on a paid loan (LOAN_FULLY_PAID) or
+        one already written off (LOAN_ALREADY_WRITTEN_OFF).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -267,6 +301,16 @@ def add_LoanServiceServicer_to_server(servicer, server):
                     servicer.ListPayments,
                     request_deserializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ListPaymentsRequest.FromString,
                     response_serializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ListPaymentsResponse.SerializeToString,
+            ),
+            'ReversePayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReversePayment,
+                    request_deserializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ReversePaymentRequest.FromString,
+                    response_serializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ReversePaymentResponse.SerializeToString,
+            ),
+            'WriteOffLoan': grpc.unary_unary_rpc_method_handler(
+                    servicer.WriteOffLoan,
+                    request_deserializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.WriteOffLoanRequest.FromString,
+                    response_serializer=microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.WriteOffLoanResponse.SerializeToString,
             ),
             'RunDelinquencySweep': grpc.unary_unary_rpc_method_handler(
                     servicer.RunDelinquencySweep,
@@ -576,6 +620,60 @@ class LoanService:
             '/microfin.loanbilling.v1.LoanService/ListPayments',
             microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ListPaymentsRequest.SerializeToString,
             microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ListPaymentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReversePayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/microfin.loanbilling.v1.LoanService/ReversePayment',
+            microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ReversePaymentRequest.SerializeToString,
+            microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.ReversePaymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteOffLoan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/microfin.loanbilling.v1.LoanService/WriteOffLoan',
+            microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.WriteOffLoanRequest.SerializeToString,
+            microfin_dot_loanbilling_dot_v1_dot_loan__service__pb2.WriteOffLoanResponse.FromString,
             options,
             channel_credentials,
             insecure,

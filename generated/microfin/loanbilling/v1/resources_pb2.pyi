@@ -14,6 +14,7 @@ class LoanStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LOAN_STATUS_ACTIVE: _ClassVar[LoanStatus]
     LOAN_STATUS_DELINQUENT: _ClassVar[LoanStatus]
     LOAN_STATUS_PAID: _ClassVar[LoanStatus]
+    LOAN_STATUS_WRITTEN_OFF: _ClassVar[LoanStatus]
 
 class PrepaymentPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -44,6 +45,7 @@ LOAN_STATUS_UNSPECIFIED: LoanStatus
 LOAN_STATUS_ACTIVE: LoanStatus
 LOAN_STATUS_DELINQUENT: LoanStatus
 LOAN_STATUS_PAID: LoanStatus
+LOAN_STATUS_WRITTEN_OFF: LoanStatus
 PREPAYMENT_POLICY_UNSPECIFIED: PrepaymentPolicy
 PREPAYMENT_POLICY_DUE_ONLY: PrepaymentPolicy
 PREPAYMENT_POLICY_WHOLE_INSTALLMENTS: PrepaymentPolicy
@@ -90,7 +92,7 @@ class Installment(_message.Message):
     def __init__(self, week_number: _Optional[int] = ..., due_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., amount: _Optional[int] = ..., principal_amount: _Optional[int] = ..., interest_amount: _Optional[int] = ..., status: _Optional[_Union[InstallmentStatus, str]] = ..., paid_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ...) -> None: ...
 
 class Loan(_message.Message):
-    __slots__ = ("id", "customer_id", "principal_amount", "interest_amount", "total_amount", "interest_rate_bps", "weeks", "weekly_payment", "outstanding_amount", "status", "start_date", "currency_code", "delinquency_threshold", "schedule", "as_of", "prepayment_policy", "payoff_interest")
+    __slots__ = ("id", "customer_id", "principal_amount", "interest_amount", "total_amount", "interest_rate_bps", "weeks", "weekly_payment", "outstanding_amount", "status", "start_date", "currency_code", "delinquency_threshold", "schedule", "as_of", "prepayment_policy", "payoff_interest", "write_off_date", "write_off_reason", "written_off_principal_amount", "written_off_interest_amount")
     ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     PRINCIPAL_AMOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +110,10 @@ class Loan(_message.Message):
     AS_OF_FIELD_NUMBER: _ClassVar[int]
     PREPAYMENT_POLICY_FIELD_NUMBER: _ClassVar[int]
     PAYOFF_INTEREST_FIELD_NUMBER: _ClassVar[int]
+    WRITE_OFF_DATE_FIELD_NUMBER: _ClassVar[int]
+    WRITE_OFF_REASON_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_OFF_PRINCIPAL_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_OFF_INTEREST_AMOUNT_FIELD_NUMBER: _ClassVar[int]
     id: int
     customer_id: int
     principal_amount: int
@@ -125,10 +131,14 @@ class Loan(_message.Message):
     as_of: _date_pb2.Date
     prepayment_policy: PrepaymentPolicy
     payoff_interest: PayoffInterest
-    def __init__(self, id: _Optional[int] = ..., customer_id: _Optional[int] = ..., principal_amount: _Optional[int] = ..., interest_amount: _Optional[int] = ..., total_amount: _Optional[int] = ..., interest_rate_bps: _Optional[int] = ..., weeks: _Optional[int] = ..., weekly_payment: _Optional[int] = ..., outstanding_amount: _Optional[int] = ..., status: _Optional[_Union[LoanStatus, str]] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., currency_code: _Optional[str] = ..., delinquency_threshold: _Optional[int] = ..., schedule: _Optional[_Iterable[_Union[Installment, _Mapping]]] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., prepayment_policy: _Optional[_Union[PrepaymentPolicy, str]] = ..., payoff_interest: _Optional[_Union[PayoffInterest, str]] = ...) -> None: ...
+    write_off_date: _date_pb2.Date
+    write_off_reason: str
+    written_off_principal_amount: int
+    written_off_interest_amount: int
+    def __init__(self, id: _Optional[int] = ..., customer_id: _Optional[int] = ..., principal_amount: _Optional[int] = ..., interest_amount: _Optional[int] = ..., total_amount: _Optional[int] = ..., interest_rate_bps: _Optional[int] = ..., weeks: _Optional[int] = ..., weekly_payment: _Optional[int] = ..., outstanding_amount: _Optional[int] = ..., status: _Optional[_Union[LoanStatus, str]] = ..., start_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., currency_code: _Optional[str] = ..., delinquency_threshold: _Optional[int] = ..., schedule: _Optional[_Iterable[_Union[Installment, _Mapping]]] = ..., as_of: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., prepayment_policy: _Optional[_Union[PrepaymentPolicy, str]] = ..., payoff_interest: _Optional[_Union[PayoffInterest, str]] = ..., write_off_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., write_off_reason: _Optional[str] = ..., written_off_principal_amount: _Optional[int] = ..., written_off_interest_amount: _Optional[int] = ...) -> None: ...
 
 class Payment(_message.Message):
-    __slots__ = ("id", "loan_id", "amount", "currency_code", "payment_date", "settled_week_numbers", "idempotency_key", "outstanding_amount_after", "kind", "principal_amount", "interest_amount", "waived_interest_amount")
+    __slots__ = ("id", "loan_id", "amount", "currency_code", "payment_date", "settled_week_numbers", "idempotency_key", "outstanding_amount_after", "kind", "principal_amount", "interest_amount", "waived_interest_amount", "reversed", "reversal_date", "reversal_reason")
     ID_FIELD_NUMBER: _ClassVar[int]
     LOAN_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -141,6 +151,9 @@ class Payment(_message.Message):
     PRINCIPAL_AMOUNT_FIELD_NUMBER: _ClassVar[int]
     INTEREST_AMOUNT_FIELD_NUMBER: _ClassVar[int]
     WAIVED_INTEREST_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    REVERSED_FIELD_NUMBER: _ClassVar[int]
+    REVERSAL_DATE_FIELD_NUMBER: _ClassVar[int]
+    REVERSAL_REASON_FIELD_NUMBER: _ClassVar[int]
     id: int
     loan_id: int
     amount: int
@@ -153,4 +166,7 @@ class Payment(_message.Message):
     principal_amount: int
     interest_amount: int
     waived_interest_amount: int
-    def __init__(self, id: _Optional[int] = ..., loan_id: _Optional[int] = ..., amount: _Optional[int] = ..., currency_code: _Optional[str] = ..., payment_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., settled_week_numbers: _Optional[_Iterable[int]] = ..., idempotency_key: _Optional[str] = ..., outstanding_amount_after: _Optional[int] = ..., kind: _Optional[_Union[PaymentKind, str]] = ..., principal_amount: _Optional[int] = ..., interest_amount: _Optional[int] = ..., waived_interest_amount: _Optional[int] = ...) -> None: ...
+    reversed: bool
+    reversal_date: _date_pb2.Date
+    reversal_reason: str
+    def __init__(self, id: _Optional[int] = ..., loan_id: _Optional[int] = ..., amount: _Optional[int] = ..., currency_code: _Optional[str] = ..., payment_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., settled_week_numbers: _Optional[_Iterable[int]] = ..., idempotency_key: _Optional[str] = ..., outstanding_amount_after: _Optional[int] = ..., kind: _Optional[_Union[PaymentKind, str]] = ..., principal_amount: _Optional[int] = ..., interest_amount: _Optional[int] = ..., waived_interest_amount: _Optional[int] = ..., reversed: _Optional[bool] = ..., reversal_date: _Optional[_Union[_date_pb2.Date, _Mapping]] = ..., reversal_reason: _Optional[str] = ...) -> None: ...
