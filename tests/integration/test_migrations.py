@@ -1,4 +1,4 @@
-"""Upgrading a database created by the first migration keeps every row, on both
+"""Upgrading a database created by an earlier schema keeps every row, on both
 databases; a schema newer than the code is refused."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from loanbilling.clock import FixedClock
 from loanbilling.domain.loan import LoanTerms, Position
 from loanbilling.domain.payment import PaymentKind
 from loanbilling.services.billing import BillingService
+from loanbilling.services.sweep import SweepService
 from loanbilling.storage.database import make_engine
 from loanbilling.storage.migrate import (
     SchemaMismatch,
@@ -315,5 +316,76 @@ def test_the_migrations_build_the_schema_the_code_declares(empty_url):
                 d for d in compare_metadata(context, metadata) if "alembic_version" not in str(d)
             ]
         assert differences == []
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_to_reversals_and_write_offs_keeps_every_row(empty_url):
+    """A database at the schema before reversals (0004) with loans, payments and
+    events: after the upgrade every old column of every row is unchanged, every
+    payment is live, no loan is written off, every loan and event is in history
+    version 0, reads answer as before; and the upgraded books take reversals,
+    write-offs and idempotent sweeps."""
+    engine = make_engine(empty_url)
+    try:
+        upgrade(engine, "0002")
+        now = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
+        with engine.begin() as conn:
+            book = _insert_v1_book(conn, now)
+        upgrade(engine, "0004")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO events (kind, loan_id, customer_id, week_number, business_date,"
+                    " created_at, amount, due_date, missed_installments, overdue_amount,"
+                    " days_past_due, outstanding_amount, currency_code, payment_id) VALUES"
+                    " ('INSTALLMENT_MISSED', 1, 1, 4, :on, :now, 110000, :due, 1, 110000, 1,"
+                    " 5170000, 'IDR', NULL),"
+                    " ('PAYMENT_RECEIVED', 1, 1, 5, :on, :now, 220000, :due, 0, 0, 0,"
+                    " 4950000, 'IDR', 4)"
+                ),
+                {"on": START + 5 * WEEK, "due": START + 4 * WEEK, "now": now},
+            )
+            tables = ("loans", "payments", "installments", "events")
+            before = {t: _rows(conn, t) for t in tables}
+        upgrade(engine)
+        with engine.connect() as conn:
+            after = {t: _rows(conn, t) for t in tables}
+        for table, rows in before.items():
+            assert [{k: row[k] for k in rows[0]} for row in after[table]] == rows, table
+        assert {row["history_version"] for row in after["loans"] + after["events"]} == {0}
+        assert all(row["write_off_date"] is None for row in after["loans"])
+        assert all(row["reversal_date"] is None for row in after["payments"])
+
+        today = START + 8 * WEEK
+        billing = BillingService(sql_storage(engine), FixedClock(today))
+        for terms, loan_id, paid in book:
+            for day in range(0, 8 * 7 + 1, 3):
+                on = START + dt.timedelta(days=day)
+                weeks_by = sum(w for w, d in paid if d <= on)
+                expected = Position(terms, terms.amount_through(weeks_by), on)
+                assert billing.get_position(loan_id, on).position == expected, (loan_id, on)
+        # The canonical loan's second payment reversed: the later ones slide down.
+        billing.reverse_payment(payment_id=2, reason="bounced", idempotency_key="r1")
+        weeks = [p.settled_week_numbers for p in billing.list_payments(loan_id=1).items]
+        assert weeks == [[1], [], [2], [3, 4]]
+        assert billing.get_position(1, START + 2 * WEEK).position.paid_amount == 110_000
+        billing.write_off_loan(loan_id=3, reason="gone", idempotency_key="w1")
+        assert billing.get_loan(3).loan.write_off is not None
+        with engine.connect() as conn:
+            count = conn.execute(text("SELECT count(*) FROM events")).scalar_one()
+        sweeps = SweepService(sql_storage(engine), FixedClock(today))
+        first = sweeps.run(as_of=today)
+        assert first.events_written > 0
+        assert sweeps.run(as_of=today).events_written == 0
+        with engine.connect() as conn:
+            in_version_1 = (
+                conn.execute(text("SELECT DISTINCT loan_id FROM events WHERE history_version = 1"))
+                .scalars()
+                .all()
+            )
+            total = conn.execute(text("SELECT count(*) FROM events")).scalar_one()
+        assert in_version_1 == [1]  # the reversed loan's events, and its sweep events
+        assert total == count + first.events_written
     finally:
         engine.dispose()

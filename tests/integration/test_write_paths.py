@@ -192,3 +192,43 @@ def test_a_sweep_between_read_and_write_falls_back_to_the_lock(billing, engine, 
     # Decided again from DELINQUENT: still delinquent, so no transition to report.
     kinds = [e.kind for e in _rows(engine, events, events.c.loan_id == loan.id)]
     assert kinds == ["LOAN_CREATED", "PAYMENT_RECEIVED"]
+
+
+def test_a_payment_and_its_reversal_between_read_and_write_fall_back_to_the_lock(
+    billing, engine, clock
+):
+    """Between a payment's read and its write, another payment settles week 2 and
+    is reversed: paid amount and status are back to what was read, but the history
+    moved to a new version. The guarded write must write nothing (its events would
+    repeat the reversed payment's keys in the old version), and the locking path
+    settle week 2 again in the new version."""
+    require_one_statement(billing)  # the portable path reads under the lock
+    loan = canonical(billing)
+    clock.current = START + 2 * WEEK
+    billing.make_payment(loan_id=loan.id, amount=110_000, idempotency_key="p1")
+    rival = BillingService(sql_storage(engine), FixedClock(clock.current))
+    raced = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("WITH moved AS") and not raced:
+            raced.append(None)
+            paid = rival.make_payment(loan_id=loan.id, amount=110_000, idempotency_key="p2")
+            raced[0] = rival.reverse_payment(
+                payment_id=paid.payment.id, reason="bounced", idempotency_key="r2"
+            )
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        mine = billing.make_payment(loan_id=loan.id, amount=110_000, idempotency_key="m")
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+    assert raced[0].payment.reversal is not None
+    assert mine.payment.settled_week_numbers == [2]
+    (row,) = _rows(engine, loans, loans.c.id == loan.id)
+    assert (row.paid_amount, row.paid_count, row.history_version) == (220_000, 2, 1)
+    received = [
+        (e.week_number, e.history_version, e.payment_id)
+        for e in _rows(engine, events, events.c.loan_id == loan.id)
+        if e.kind == "PAYMENT_RECEIVED"
+    ]
+    assert received == [(1, 0, 1), (2, 0, raced[0].payment.id), (2, 1, mine.payment.id)]
