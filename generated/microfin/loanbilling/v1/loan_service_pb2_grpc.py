@@ -174,7 +174,8 @@ class LoanServiceServicer:
         and the current one, or (WHOLE_INSTALLMENTS) any up to the last.
         INVALID_ARGUMENT lists the accepted amounts when the amount is not one of
         them; FAILED_PRECONDITION says from when the next installment is payable
-        when nothing is payable.
+        when nothing is payable. On a written-off loan the payment is a recovery
+        (PAYMENT_KIND_RECOVERY): any amount from 1 to the outstanding.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
