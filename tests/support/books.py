@@ -6,9 +6,11 @@ from sqlalchemy import func, select
 
 from loanbilling.storage.tables import events, installments, loans, payments
 
+LIVE = payments.c.reversal_date.is_(None)
+
 
 def assert_books_exact(engine) -> dict[str, int]:
-    """paid_amount == the sum of the payments (with the interest payoffs waived)
+    """paid_amount == the sum of the live payments (with the interest payoffs waived)
     and total - it == outstanding >= 0 for every loan; each payment's principal
     and interest add up to it; each installment
     settled at most once and exactly weeks 1..paid_count; events numbered without
@@ -19,7 +21,9 @@ def assert_books_exact(engine) -> dict[str, int]:
                 select(
                     payments.c.loan_id,
                     func.sum(payments.c.amount + payments.c.waived_interest_amount),
-                ).group_by(payments.c.loan_id)
+                )
+                .where(LIVE)
+                .group_by(payments.c.loan_id)
             ).all()
         )
         settled = dict(
@@ -49,12 +53,13 @@ def assert_books_exact(engine) -> dict[str, int]:
             .where(payments.c.principal_amount + payments.c.interest_amount != payments.c.amount)
         ).scalar_one()
         assert split == 0, "a payment's principal and interest do not add up to it"
-        # Payments of a loan settle consecutive weeks from week 1, each exactly once.
+        # Live payments of a loan settle consecutive weeks from week 1, each exactly
+        # once; a reversed one settles none.
         next_week: dict[int, int] = {}
         for loan_id, first, last in conn.execute(
-            select(payments.c.loan_id, payments.c.first_week, payments.c.last_week).order_by(
-                payments.c.loan_id, payments.c.first_week
-            )
+            select(payments.c.loan_id, payments.c.first_week, payments.c.last_week)
+            .where(LIVE)
+            .order_by(payments.c.loan_id, payments.c.payment_date, payments.c.id)
         ):
             assert first == next_week.get(loan_id, 1), (loan_id, first, last)
             next_week[loan_id] = last + 1
