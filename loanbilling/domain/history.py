@@ -124,11 +124,13 @@ def record_of(payment: Payment) -> PaymentRecord:
 
 @dataclass(frozen=True, slots=True)
 class Reallocated:
-    """A live payment whose allocation a reversal changed: the payment as it now
-    stands and its new move of the paid amount (weeks, split, A after it)."""
+    """A live payment after the reversed one, whose allocation the reversal moved:
+    the payment as it now stands and its new move of the paid amount (A after
+    it always falls; its weeks and split may change too: `weeks_moved`)."""
 
     payment: Payment
     allocation: Allocation
+    weeks_moved: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +176,7 @@ def decide_reversal(
     """Reverses payment `payment_id` of `loan`, whose recorded payments (live and
     reversed) are `payments`, on `reversal_date` (default today); raises the
     refusal (check_reversal). The live payments left are re-allocated oldest
-    first: those whose weeks or split change are returned with their new
-    allocation. The loan's A, latest payment, stored status and history version
+    first: those after the reversed one are returned with their new allocation. The loan's A, latest payment, stored status and history version
     follow."""
     target = next(p for p in payments if p.id == payment_id)
     on = reversal_date or today
@@ -188,23 +189,22 @@ def decide_reversal(
     by_id = {p.id: p for p in payments}
     reallocated = []
     paid = 0
+    order = (target.payment_date, target.id)  # live_in_order's: the later ones move
     for live in reallocate(terms, remaining):
         paid = live.allocation.paid_amount_after
         before = by_id[live.payment.id]
+        if (before.payment_date, before.id) < order:
+            continue
         move = live.allocation
-        if (before.first_week, before.last_week, before.principal_amount) != (
-            move.first_week,
-            move.last_week,
-            move.principal_amount,
-        ):
-            now = replace(
-                before,
-                first_week=move.first_week,
-                last_week=move.last_week,
-                principal_amount=move.principal_amount,
-                interest_amount=move.interest_amount,
-            )
-            reallocated.append(Reallocated(now, move))
+        now = replace(
+            before,
+            first_week=move.first_week,
+            last_week=move.last_week,
+            principal_amount=move.principal_amount,
+            interest_amount=move.interest_amount,
+        )
+        moved = (before.first_week, before.last_week) != (move.first_week, move.last_week)
+        reallocated.append(Reallocated(now, move, moved))
     at_today = Position(terms, paid, today, loan.written_off_on)
     after = replace(
         loan,

@@ -523,7 +523,7 @@ class SqlPayments:
                 "b_payment_id": r.payment.id,
             }
             for r in decision.reallocated
-            if r.allocation.last_week >= r.allocation.first_week
+            if r.weeks_moved and r.allocation.last_week >= r.allocation.first_week
         ]
         if settles:
             self.conn.execute(_SETTLE_INSTALLMENTS, settles)
