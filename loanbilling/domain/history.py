@@ -196,12 +196,17 @@ def decide_reversal(
         if (before.payment_date, before.id) < order:
             continue
         move = live.allocation
+        at_payment = Position(
+            terms, move.paid_amount_after, before.payment_date, loan.written_off_on
+        )
         now = replace(
             before,
             first_week=move.first_week,
             last_week=move.last_week,
             principal_amount=move.principal_amount,
             interest_amount=move.interest_amount,
+            outstanding_after=at_payment.outstanding_amount,
+            status_after=at_payment.status,
         )
         moved = (before.first_week, before.last_week) != (move.first_week, move.last_week)
         reallocated.append(Reallocated(now, move, moved))

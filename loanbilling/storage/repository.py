@@ -239,6 +239,8 @@ _REALLOCATE_PAYMENT = (
         principal_amount=bindparam("b_principal"),
         interest_amount=bindparam("b_interest"),
         paid_amount_after=bindparam("b_paid_after"),
+        outstanding_after=bindparam("b_outstanding_after"),
+        status_after=bindparam("b_status_after"),
     )
 )
 _UNSETTLE_INSTALLMENTS = (
@@ -504,6 +506,8 @@ class SqlPayments:
                         "b_principal": r.allocation.principal_amount,
                         "b_interest": r.allocation.interest_amount,
                         "b_paid_after": r.allocation.paid_amount_after,
+                        "b_outstanding_after": r.payment.outstanding_after,
+                        "b_status_after": r.payment.status_after.value,
                     }
                     for r in decision.reallocated
                 ],

@@ -116,6 +116,7 @@ def test_worked_example(stub, clock):
     assert list(listed[p1].settled_week_numbers) == [1]
     assert list(listed[p3].settled_week_numbers) == [2]  # p3 now settles week 2
     assert (listed[p3].principal_amount, listed[p3].interest_amount) == (100_000, 10_000)
+    assert listed[p3].outstanding_amount_after == 5_280_000  # under the live history
     schedule = stub.GetLoan(api.GetLoanRequest(loan_id=loan_id)).loan.schedule
     assert [py_date(i.paid_date) for i in schedule[:2]] == [due(1), due(3)]
     assert not schedule[2].HasField("paid_date")

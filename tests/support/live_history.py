@@ -174,6 +174,7 @@ def assert_loan_consistent(
         stored = (p.first_week, p.last_week, p.principal_amount, p.interest_amount)
         expected = (a.first_week, a.last_week, a.principal_amount, a.interest_amount)
         assert stored == expected, ("allocation differs from the oracle", p.id, stored, expected)
+        assert p.outstanding_after == terms.total_amount - a.paid_amount_after, p.id
         assert p.paid_amount_after == a.paid_amount_after, (
             "paid_amount_after differs from the oracle",
             p.id,
