@@ -68,4 +68,8 @@ def summary_to_pb(summary: PortfolioSummary) -> api.GetPortfolioSummaryResponse:
         delinquency_rate_bps=f.delinquency_rate_bps,
         collection_rate_bps=f.collection_rate_bps,
         waived_interest_amount=f.waived_interest_amount,
+        written_off=_status_to_pb(f.written_off),
+        written_off_principal_amount=f.written_off_principal_amount,
+        written_off_interest_amount=f.written_off_interest_amount,
+        recovered_amount=f.recovered_amount,
     )

@@ -1,7 +1,8 @@
 """Portfolio figures at a date: which loans count, what each adds, the rates.
 
 A portfolio is the loans of one currency started on or before a date, each as
-it stood at the end of that date (a Position). Every summed figure is a sum of
+it stood at the end of that date (a Position), with the interest its payoffs
+waived and its write-off, if any. Every summed figure is a sum of
 per-loan amounts (`loan_totals`); the rates and the collected amount are
 derived from the sums (`figures_from_totals`). Storage computes the same sums
 in one SQL statement, whose twins are in loanbilling.storage.sql, and hands
@@ -15,7 +16,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from loanbilling.domain.loan import BPS_DENOMINATOR, LoanStatus, LoanTerms, Position
+from loanbilling.domain.loan import BPS_DENOMINATOR, LoanStatus, LoanTerms, Position, WriteOff
 
 # Portfolio-at-risk buckets by days past due, bounds inclusive; None: no upper bound.
 PAR_BUCKETS: tuple[tuple[int, int | None], ...] = ((1, 6), (7, 13), (14, 29), (30, None))
@@ -42,6 +43,8 @@ class PortfolioFigures:
     active: StatusFigures
     delinquent: StatusFigures
     paid: StatusFigures
+    # Written off on or before as_of: in no other status and in no PAR bucket.
+    written_off: StatusFigures
     principal_disbursed: int
     total_repayable: int
     # Cash: payments dated on or before as_of. total_repayable = collected_amount
@@ -58,6 +61,11 @@ class PortfolioFigures:
     # Interest waived by early payoffs (WAIVE_UNDUE) dated on or before as_of: it
     # counts in the paid amounts A without ever being received.
     waived_interest_amount: int = 0
+    # What the write-offs dated on or before as_of gave up.
+    written_off_principal_amount: int = 0
+    written_off_interest_amount: int = 0
+    # Live recoveries dated on or before as_of: part of collected_amount.
+    recovered_amount: int = 0
 
 
 def in_portfolio(terms: LoanTerms, as_of: dt.date, currency_code: str) -> bool:
@@ -111,15 +119,23 @@ TOTALS: tuple[str, ...] = (
     "due_amount",
     "collected_toward_due",
     "waived_interest_amount",
+    "written_off_principal_amount",
+    "written_off_interest_amount",
+    "recovered_amount",
     *(name for names in STATUS_TOTALS.values() for name in names),
     *(name for names in BUCKET_TOTALS for name in names),
 )
 
 
-def loan_totals(position: Position, waived_interest_amount: int = 0) -> dict[str, int]:
+def loan_totals(
+    position: Position, waived_interest_amount: int, write_off: WriteOff | None
+) -> dict[str, int]:
     """What one loan of the portfolio adds to each of TOTALS (0 where it is not counted).
     `waived_interest_amount` is the interest its payoffs dated on or before as_of
-    waived (WAIVE_UNDUE): part of A, never received."""
+    waived (WAIVE_UNDUE): part of A, never received. `write_off` is the loan's
+    (Loan.write_off, whatever its date); it counts once the position is written off."""
+    if (write_off.on if write_off is not None else None) != position.written_off_on:
+        raise ValueError("the write-off is not the one of the position's loan")
     terms = position.terms
     outstanding = position.outstanding_amount
     totals = dict.fromkeys(TOTALS, 0)
@@ -135,9 +151,20 @@ def loan_totals(position: Position, waived_interest_amount: int = 0) -> dict[str
     )
     count, principal, owed = STATUS_TOTALS[position.status]
     totals.update({count: 1, principal: terms.principal_amount, owed: outstanding})
-    for bucket, (count, owed) in zip(PAR_BUCKETS, BUCKET_TOTALS, strict=True):
-        if in_risk_bucket(position.days_past_due, bucket):
-            totals.update({count: 1, owed: outstanding})
+    if position.written_off:
+        assert write_off is not None
+        given_up = write_off.principal_amount + write_off.interest_amount
+        totals.update(
+            written_off_principal_amount=write_off.principal_amount,
+            written_off_interest_amount=write_off.interest_amount,
+            # What A gained since: no payment is dated before the write-off, and only
+            # recoveries can be reversed after it.
+            recovered_amount=given_up - outstanding,
+        )
+    else:  # at risk: only a loan not written off (a written-off one is a loss taken)
+        for bucket, (count, owed) in zip(PAR_BUCKETS, BUCKET_TOTALS, strict=True):
+            if in_risk_bucket(position.days_past_due, bucket):
+                totals.update({count: 1, owed: outstanding})
     return totals
 
 
@@ -154,6 +181,7 @@ def figures_from_totals(totals: Mapping[str, int]) -> PortfolioFigures:
         active=active,
         delinquent=delinquent,
         paid=status(LoanStatus.PAID),
+        written_off=status(LoanStatus.WRITTEN_OFF),
         principal_disbursed=totals["principal_disbursed"],
         total_repayable=totals["total_repayable"],
         # What A holds less what was waived: the cash received.
@@ -173,16 +201,20 @@ def figures_from_totals(totals: Mapping[str, int]) -> PortfolioFigures:
         ),
         collection_rate_bps=rate_bps(toward_due, due),
         waived_interest_amount=totals["waived_interest_amount"],
+        written_off_principal_amount=totals["written_off_principal_amount"],
+        written_off_interest_amount=totals["written_off_interest_amount"],
+        recovered_amount=totals["recovered_amount"],
     )
 
 
-def portfolio_figures(loans: Iterable[Position | tuple[Position, int]]) -> PortfolioFigures:
+def portfolio_figures(
+    loans: Iterable[tuple[Position, int, WriteOff | None]],
+) -> PortfolioFigures:
     """The figures of a portfolio: `loans` are its loans (see `in_portfolio`) at the
-    end of one date, each a Position, or a Position with the interest its payoffs
-    dated on or before that date waived (a bare Position: none)."""
+    end of one date, each as `loan_totals` takes it: (its Position, the interest its
+    payoffs dated on or before that date waived, its write-off or None)."""
     sums = dict.fromkeys(TOTALS, 0)
-    for loan in loans:
-        position, waived = (loan, 0) if isinstance(loan, Position) else loan
-        for name, value in loan_totals(position, waived).items():
+    for position, waived, write_off in loans:
+        for name, value in loan_totals(position, waived, write_off).items():
             sums[name] += value
     return figures_from_totals(sums)

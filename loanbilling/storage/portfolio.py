@@ -32,8 +32,8 @@ from loanbilling.storage.tables import loans
 
 
 def _positions(as_of: dt.date, currency_code: str):
-    """One row per loan of the portfolio: its terms, the amount paid by the end of
-    as_of, A(as_of), its c(A), and the date's counters."""
+    """One row per loan of the portfolio: its terms and write-off, the amount paid
+    by the end of as_of, A(as_of), its c(A), and the date's counters."""
     on = date_param(as_of)
     days = days_between(on, loans.c.start_date)
     due_before = weeks_due_before(on)
@@ -45,6 +45,8 @@ def _positions(as_of: dt.date, currency_code: str):
             loans.c.weeks,
             loans.c.delinquency_threshold,
             loans.c.write_off_date,
+            loans.c.written_off_principal_amount,
+            loans.c.written_off_interest_amount,
             paid_amount_at(on).label("paid_amount"),
             due_before.label("due_before"),
             weeks_due_through(days).label("due_through"),

@@ -353,18 +353,21 @@ def waived_interest_through(on: ColumnElement, currency_code: str) -> ColumnElem
 def loan_totals(position: PositionSql) -> dict[str, ColumnElement]:
     """What the loan adds to each summed figure: twin of domain.portfolio.loan_totals
     (with domain.portfolio.due_amount and collected_toward_due inside), except
-    waived_interest_amount, summed on its own by `waived_interest_through`."""
+    waived_interest_amount, summed on its own by `waived_interest_through`. The
+    write-off's amounts are the loan's columns (NULL unless written off)."""
     t = position.table
     due_through = position.due_through
     if due_through is None:
         due_through = weeks_due_through(position.days, t)
     due = amount_through(due_through, t)
     outstanding = position.outstanding_amount
+    written_off = position.written_off
     one, zero = literal(1), literal(0)
 
     def where(condition, value) -> ColumnElement:
         return case((condition, value), else_=zero)
 
+    given_up = t.c.written_off_principal_amount + t.c.written_off_interest_amount
     totals = {
         "loan_count": one,
         "principal_disbursed": t.c.principal_amount,
@@ -373,6 +376,9 @@ def loan_totals(position: PositionSql) -> dict[str, ColumnElement]:
         "overdue_amount": position.overdue_amount,
         "due_amount": due,
         "collected_toward_due": _least(position.paid_amount, due),
+        "written_off_principal_amount": where(written_off, t.c.written_off_principal_amount),
+        "written_off_interest_amount": where(written_off, t.c.written_off_interest_amount),
+        "recovered_amount": where(written_off, given_up - outstanding),
     }
     for status, (count, principal, owed) in STATUS_TOTALS.items():
         held = position.status_is(status)
@@ -380,7 +386,7 @@ def loan_totals(position: PositionSql) -> dict[str, ColumnElement]:
         totals[principal] = where(held, t.c.principal_amount)
         totals[owed] = where(held, outstanding)
     for bucket, (count, owed) in zip(PAR_BUCKETS, BUCKET_TOTALS, strict=True):
-        held = in_risk_bucket(position.days_past_due, bucket)
+        held = ~written_off & in_risk_bucket(position.days_past_due, bucket)
         totals[count] = where(held, one)
         totals[owed] = where(held, outstanding)
     return totals

@@ -1,7 +1,8 @@
 """AnalyticsService.GetPortfolioSummary over a real channel, on both databases.
 
 The server here carries only the AnalyticsService, so that these tests do not
-depend on how the main server is composed.
+depend on how the main server is composed; the write-off test runs on the main
+server, which writes the loan off (WriteOffLoan) and its recovery.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import pytest
 from google.type import date_pb2
 from microfin.loanbilling.v1 import analytics_service_pb2 as api
 from microfin.loanbilling.v1 import analytics_service_pb2_grpc
+from microfin.loanbilling.v1 import loan_service_pb2 as loan_api
+from microfin.loanbilling.v1 import resources_pb2 as pb
 
 from loanbilling.api.analytics_servicer import AnalyticsServicer
 from loanbilling.api.malformed import add_tolerant
@@ -23,7 +26,15 @@ from loanbilling.domain.loan import PayoffInterest
 from loanbilling.services.analytics import AnalyticsService
 from loanbilling.storage.unit_of_work import sql_storage
 from tests.conftest import START
-from tests.support.api import details_of, pb_date, py_date
+from tests.support.api import (
+    create_canonical_loan,
+    create_customer,
+    details_of,
+    new_key,
+    pay,
+    pb_date,
+    py_date,
+)
 
 AS_OF = START + dt.timedelta(days=28)
 
@@ -97,6 +108,7 @@ def test_summary_over_the_wire(analytics, two_loans):
             loan_count=1, principal_amount=5_000_000, outstanding_amount=5_500_000
         ),
         paid=api.StatusSummary(),
+        written_off=api.StatusSummary(),
         principal_disbursed=10_000_000,
         total_repayable=11_000_000,
         collected_amount=330_000,
@@ -167,6 +179,101 @@ def test_a_waived_payoff_is_not_collected(analytics, billing, clock):
     )
     assert (before.collected_amount, before.waived_interest_amount) == (220_000, 0)
     assert before.outstanding_amount == 5_280_000
+
+
+def test_a_written_off_loan_counts_apart_with_its_recovery(channel, stub, clock):
+    # Two canonical loans from START. One: weeks 1-3 paid on their due dates (A =
+    # 330,000, J(A) = 30,000), written off on day 35 (4,700,000 principal and
+    # 470,000 interest given up), 200,000 recovered on day 49. The other never paid.
+    summaries = analytics_service_pb2_grpc.AnalyticsServiceStub(channel)
+    customer = create_customer(stub)
+    loan_id = create_canonical_loan(stub, customer, START).id
+    create_canonical_loan(stub, customer, START)
+    for week in (1, 2, 3):
+        clock.current = START + dt.timedelta(days=7 * week)
+        pay(stub, loan_id, 110_000)
+    write_off_day = START + dt.timedelta(days=35)
+    clock.current = write_off_day + dt.timedelta(days=3)
+    done = stub.WriteOffLoan(
+        loan_api.WriteOffLoanRequest(
+            loan_id=loan_id,
+            reason="borrower absconded",
+            idempotency_key=new_key("write-off"),
+            write_off_date=pb_date(write_off_day),
+        )
+    )
+    assert (done.written_off_principal_amount, done.written_off_interest_amount) == (
+        4_700_000,
+        470_000,
+    )
+    clock.current = START + dt.timedelta(days=49)
+    recovery = pay(stub, loan_id, 200_000)
+    assert recovery.payment.kind == pb.PAYMENT_KIND_RECOVERY
+
+    def summary(on: dt.date) -> api.GetPortfolioSummaryResponse:
+        return summaries.GetPortfolioSummary(
+            api.GetPortfolioSummaryRequest(as_of=pb_date(on), currency_code="IDR")
+        )
+
+    # Day 56: the written-off loan has c(530,000) = 4, 7 due before, 56 - 35 = 21
+    # days past due, in no bucket; the other 7 missed, 49 days: DELINQUENT, 30+.
+    clock.current = START + dt.timedelta(days=56)
+    response = summary(clock.current)
+    assert response.written_off == api.StatusSummary(
+        loan_count=1, principal_amount=5_000_000, outstanding_amount=4_970_000
+    )
+    assert (response.written_off_principal_amount, response.written_off_interest_amount) == (
+        4_700_000,
+        470_000,
+    )
+    assert response.recovered_amount == 5_170_000 - 4_970_000 == 200_000
+    assert response.collected_amount == 330_000 + 200_000  # the recovery is cash collected
+    assert response.active == api.StatusSummary()
+    assert response.delinquent == api.StatusSummary(
+        loan_count=1, principal_amount=5_000_000, outstanding_amount=5_500_000
+    )
+    assert response.delinquency_rate_bps == 10_000  # 1 of 1: written off is no status of it
+    assert [(b.loan_count, b.outstanding_amount) for b in response.portfolio_at_risk] == [
+        (0, 0),
+        (0, 0),
+        (0, 0),  # 14-29: not the written-off loan
+        (1, 5_500_000),
+    ]
+    assert response.loan_count == 2 and response.outstanding_amount == 4_970_000 + 5_500_000
+    assert response.total_repayable == response.collected_amount + response.outstanding_amount
+
+    # Day 48, before the recovery: written off, nothing recovered yet.
+    before_recovery = summary(START + dt.timedelta(days=48))
+    assert (before_recovery.written_off.loan_count, before_recovery.recovered_amount) == (1, 0)
+    assert before_recovery.collected_amount == 330_000
+    assert before_recovery.written_off_principal_amount == 4_700_000
+
+    # Day 34, the day before the write-off: ACTIVE (1 missed), 34 - 28 = 6 days past due.
+    before = summary(write_off_day - dt.timedelta(days=1))
+    assert before.written_off == api.StatusSummary()
+    assert (
+        before.written_off_principal_amount,
+        before.written_off_interest_amount,
+        before.recovered_amount,
+    ) == (0, 0, 0)
+    assert before.active == api.StatusSummary(
+        loan_count=1, principal_amount=5_000_000, outstanding_amount=5_170_000
+    )
+    one_to_six = before.portfolio_at_risk[0]
+    assert (one_to_six.loan_count, one_to_six.outstanding_amount) == (1, 5_170_000)
+
+    # The recovery reversed: it counts at no date.
+    stub.ReversePayment(
+        loan_api.ReversePaymentRequest(
+            payment_id=recovery.payment.id,
+            reason="cheque bounced",
+            idempotency_key=new_key("reversal"),
+        )
+    )
+    undone = summary(clock.current)
+    assert (undone.recovered_amount, undone.collected_amount) == (0, 330_000)
+    assert undone.written_off.outstanding_amount == 5_170_000
+    assert undone.written_off_principal_amount == 4_700_000  # fixed at the write-off
 
 
 def test_defaults_are_the_business_date_and_idr(analytics, two_loans, clock):

@@ -1,25 +1,30 @@
 """Portfolio aggregates in SQL, on SQLite and PostgreSQL: a hand-worked portfolio,
 a read of the past, and generated books (paid amounts on installment boundaries
-and off them) checked against the domain's portfolio_figures
+and off them; reversed payments; loans written off before or after the date,
+with recoveries, some reversed) checked against the domain's portfolio_figures
 (loanbilling.domain.portfolio), the only oracle."""
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import event as hyp_event
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import BigInteger, Integer, event, func, literal, select, union_all
 
-from loanbilling.domain.loan import MAX_WEEKS, LoanTerms
+from loanbilling.domain.loan import MAX_WEEKS, LoanTerms, Position
+from loanbilling.domain.payment import PaymentKind
 from loanbilling.domain.portfolio import (
     PortfolioFigures,
     StatusFigures,
     in_portfolio,
     portfolio_figures,
 )
+from loanbilling.domain.write_off import write_off_amounts
 from loanbilling.services.billing import BillingService
 from loanbilling.storage.portfolio import portfolio_summary
 from loanbilling.storage.sql import installments_covered
@@ -31,6 +36,7 @@ from tests.support.generated_loans import (
     PAYOFF_BOOK,
     PROPERTY_SETTINGS,
     WORKED_BOOK,
+    WrittenLoan,
     empty_database,
     write_book,
 )
@@ -50,13 +56,22 @@ def books(storage, clock):
     return BillingService(storage, clock)
 
 
-def payments_through(engine, as_of: dt.date, currency_code: str = "IDR") -> int:
-    """Sum of payments dated on or before as_of, straight from the payments table."""
+def payments_through(
+    engine, as_of: dt.date, currency_code: str = "IDR", kind: PaymentKind | None = None
+) -> int:
+    """Sum of the live payments (of `kind`, if given) dated on or before as_of,
+    straight from the payments table."""
     query = (
         select(func.coalesce(func.sum(payments.c.amount), 0))
         .join(loans, loans.c.id == payments.c.loan_id)
-        .where(loans.c.currency_code == currency_code, payments.c.payment_date <= as_of)
+        .where(
+            loans.c.currency_code == currency_code,
+            payments.c.payment_date <= as_of,
+            payments.c.reversal_date.is_(None),
+        )
     )
+    if kind is not None:
+        query = query.where(payments.c.kind == kind.value)
     with engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
 
@@ -134,6 +149,7 @@ def test_past_as_of_ignores_later_payments_and_loans(engine, portfolio):
             5_500_000 + 900_000 + 3_300_000 + 600_000,
         ),
         paid=StatusFigures(1, 1_000_000, 0),
+        written_off=StatusFigures(0, 0, 0),
         principal_disbursed=12_500_000,
         total_repayable=5_500_000 + 2_200_000 + 1_000_000 + 1_123_400 + 3_300_000 + 600_000,
         collected_amount=440_000 + 100_000 + 1_123_400,
@@ -158,6 +174,7 @@ def test_one_currency_at_a_time(engine, portfolio):
         active=StatusFigures(0, 0, 0),
         delinquent=StatusFigures(1, 1_000, 1_100),
         paid=StatusFigures(0, 0, 0),
+        written_off=StatusFigures(0, 0, 0),
         principal_disbursed=1_000,
         total_repayable=1_100,
         collected_amount=0,
@@ -195,38 +212,207 @@ def test_one_statement_returning_one_row(engine, portfolio):
 # Generated books against the domain.
 
 
+@dataclass(frozen=True)
+class LossPlan:
+    """What befalls a loan after its book's payments: reversals of some of them
+    (each the live payment at that index, modulo their number), then perhaps a
+    write-off some days after its latest live payment, and recoveries after it."""
+
+    reversals: tuple[int, ...] = ()
+    write_off_after_days: int | None = None  # None: not written off
+    # (days after the write-off or the previous recovery, permille of what is
+    # owed (at least 1), whether it is then reversed)
+    recoveries: tuple[tuple[int, int, bool], ...] = ()
+
+
+loss_plans = st.builds(
+    LossPlan,
+    reversals=st.lists(st.integers(0, 9), max_size=2).map(tuple),
+    write_off_after_days=st.one_of(st.none(), st.just(0), st.integers(1, 60)),
+    recoveries=st.lists(
+        st.tuples(
+            st.one_of(st.just(0), st.integers(1, 40)),
+            st.one_of(st.integers(1, 999), st.just(1000)),  # 1000: all that is owed
+            st.booleans(),
+        ),
+        max_size=3,
+    ).map(tuple),
+)
+LOSSES = st.lists(loss_plans, min_size=5, max_size=5)  # one for each loan of a book
+
+
+@dataclass
+class Ledger:
+    """A loan's payments as the test wrote them, the oracle's A(D): by id, (date,
+    what it adds to A, the interest it waived); the ids reversed; the write-off's
+    date and the paid amount A it wrote off at."""
+
+    terms: LoanTerms
+    payments: dict[int, tuple[dt.date, int, int]]
+    reversed: set[int] = field(default_factory=set)
+    write_off: tuple[dt.date, int] | None = None
+
+    @property
+    def live(self) -> list[int]:
+        return [pid for pid in self.payments if pid not in self.reversed]
+
+    def paid_amount_by(self, on: dt.date = dt.date.max) -> int:
+        return sum(self.payments[pid][1] for pid in self.live if self.payments[pid][0] <= on)
+
+    def waived_by(self, on: dt.date) -> int:
+        return sum(self.payments[pid][2] for pid in self.live if self.payments[pid][0] <= on)
+
+    def position(self, as_of: dt.date) -> Position:
+        written_off_on = self.write_off[0] if self.write_off else None
+        return Position(self.terms, self.paid_amount_by(as_of), as_of, written_off_on)
+
+
+def ledger_of(storage, written: WrittenLoan) -> Ledger:
+    """A loan's payments as its book wrote them, with the ids storage gave them (the
+    payments of one loan were written in the order of their ids)."""
+    with storage.reading() as uow:
+        loan = uow.loans.get(written.id)
+        stored = uow.payments.of_loan(written.id)
+    after = [paid for _, paid in written.history]
+    rows = [
+        [day, now - then, 0]
+        for (day, _), (then, now) in zip(
+            written.history, itertools.pairwise([0, *after]), strict=True
+        )
+    ]
+    if written.waived:  # a payoff that waives is the last payment: it pays the loan off
+        [(_, rows[-1][2])] = written.waived
+    assert [
+        [p.payment_date, p.amount + p.waived_interest_amount, p.waived_interest_amount]
+        for p in stored
+    ] == rows
+    return Ledger(loan.terms, {p.id: tuple(row) for p, row in zip(stored, rows, strict=True)})
+
+
+def befall(billing, clock, loan_id: int, ledger: Ledger, plan: LossPlan) -> None:
+    """Writes `plan` through the service, and into `ledger`."""
+    terms = ledger.terms
+
+    def reverse(payment_id: int) -> None:
+        # Today: on or after every payment of the loan.
+        clock.current = max(day for day, _, _ in ledger.payments.values())
+        billing.reverse_payment(
+            payment_id=payment_id, reason="bounced", idempotency_key=f"rev-{payment_id}"
+        )
+        ledger.reversed.add(payment_id)
+
+    for i in plan.reversals:
+        if ledger.live:
+            reverse(ledger.live[i % len(ledger.live)])
+    paid = ledger.paid_amount_by()
+    if plan.write_off_after_days is None or paid == terms.total_amount:  # PAID: refused
+        return
+    latest = max((ledger.payments[pid][0] for pid in ledger.live), default=terms.start_date)
+    on = latest + plan.write_off_after_days * DAY
+    clock.current = on
+    billing.write_off_loan(
+        loan_id=loan_id, reason="absconded", idempotency_key=f"w-{loan_id}", write_off_date=on
+    )
+    ledger.write_off = (on, paid)
+    for k, (gap, permille, reversed_) in enumerate(plan.recoveries):
+        owed = terms.total_amount - ledger.paid_amount_by()
+        if owed == 0:
+            break
+        on += gap * DAY
+        amount = max(owed * permille // 1000, 1)
+        clock.current = on
+        done = billing.make_payment(
+            loan_id=loan_id, amount=amount, payment_date=on, idempotency_key=f"rec-{loan_id}-{k}"
+        )
+        assert done.payment.kind is PaymentKind.RECOVERY
+        ledger.payments[done.payment.id] = (on, amount, 0)
+        if reversed_:
+            reverse(done.payment.id)
+            hyp_event("a recovery is reversed")
+    if ledger.paid_amount_by() == terms.total_amount:
+        hyp_event("a written-off loan owes nothing")
+
+
+# The worked book: the first loan written off on day 23 one unit short of paid
+# off, that unit recovered on day 30 (outstanding 0, still WRITTEN_OFF); the
+# second's first payment (day 3) reversed, the later ones re-allocated, written
+# off on day 40, a recovery of half the outstanding on day 45 reversed, then one
+# of a quarter the same day.
+WORKED_LOSSES = [
+    LossPlan(write_off_after_days=2, recoveries=((7, 1000, False),)),
+    LossPlan(reversals=(0,), write_off_after_days=10, recoveries=((5, 500, True), (0, 250, False))),
+]
+# The payoff book: the payoff reversed (450,000 waived no more), the loan written
+# off on day 30 (16 days after its latest live payment), recovered in full on day 37.
+PAYOFF_LOSSES = [LossPlan(reversals=(1,), write_off_after_days=16, recoveries=((7, 1000, False),))]
+
+
 @PROPERTY_SETTINGS
-@given(plans=BOOKS, dates=st.lists(DATES, min_size=1, max_size=2))
+@given(plans=BOOKS, losses=LOSSES, dates=st.lists(DATES, min_size=1, max_size=2))
 # The worked book on day 3 and day 7 (a past read takes the second of day 7's
 # payments), day 20 (the first loan partly covered, 187,233 overdue) and day 25
 # (the first one unit short of paid off after its last due date, c = 2, 1 overdue;
-# the second partly covered, 80,080 overdue).
-@example(plans=WORKED_BOOK, dates=[START + 20 * DAY, START + 25 * DAY])
-# The payoff book the day before its payoff and on it (450,000 waived).
-@example(plans=PAYOFF_BOOK, dates=[START + 29 * DAY, START + 30 * DAY])
-def test_generated_books_match_the_domain(engine, storage, books, clock, plans, dates):
+# the second partly covered, 80,080 overdue); then as it is written off.
+@example(plans=WORKED_BOOK, losses=[LossPlan()] * 2, dates=[START + 20 * DAY, START + 25 * DAY])
+@example(plans=WORKED_BOOK, losses=WORKED_LOSSES, dates=[START + 30 * DAY, START + 45 * DAY])
+# The payoff book the day before its payoff and on it (450,000 waived); then with
+# the payoff reversed and the loan written off.
+@example(plans=PAYOFF_BOOK, losses=[LossPlan()], dates=[START + 29 * DAY, START + 30 * DAY])
+@example(plans=PAYOFF_BOOK, losses=PAYOFF_LOSSES, dates=[START + 30 * DAY, START + 37 * DAY])
+def test_generated_books_match_the_domain(engine, storage, books, clock, plans, losses, dates):
     empty_database(engine)
     written = write_book(engine, books, clock, plans)
+    ledgers = [ledger_of(storage, w) for w in written]
+    for w, ledger, plan in zip(written, ledgers, losses, strict=False):
+        befall(books, clock, w.id, ledger, plan)
     with storage.reading() as uow:
         loans_now = [uow.loans.get(w.id) for w in written]
-    assert [loan.paid_amount for loan in loans_now] == [w.paid_amount for w in written]
+    assert [loan.paid_amount for loan in loans_now] == [lg.paid_amount_by() for lg in ledgers]
+    for loan, ledger in zip(loans_now, ledgers, strict=True):
+        if ledger.write_off is None:
+            assert loan.write_off is None
+            continue
+        on, paid = ledger.write_off
+        expected = write_off_amounts(ledger.terms, paid)
+        assert (loan.write_off.on, loan.write_off.principal_amount) == (
+            on,
+            expected.principal_amount,
+        )
+        assert loan.write_off.interest_amount == expected.interest_amount
+        hyp_event("a loan is written off")
+        if ledger.paid_amount_by() > paid:
+            hyp_event("a written-off loan recovers")
+    if any(ledger.reversed for ledger in ledgers):
+        hyp_event("a payment is reversed")
     # And on each date a loan was paid before its latest payment: a read of the past
-    # takes the last of that day's payments.
-    paid_on = {day for w in written for day, _ in w.history if day < w.history[-1][0]}
-    for as_of in dates + sorted(paid_on):
-        # Each domain Loan at the end of as_of, with A(as_of) from the payments the book
-        # wrote, and the interest its payoffs dated by then waived.
+    # takes the last of that day's payments. And on each write-off's date and the
+    # day before it.
+    paid_on = set()
+    for ledger in ledgers:
+        days = [day for day, _, _ in ledger.payments.values()]
+        paid_on |= {day for day in days if day < max(days)}
+    written_off_on = {
+        ledger.write_off[0] - k * DAY for ledger in ledgers if ledger.write_off for k in (0, 1)
+    }
+    for as_of in dates + sorted(paid_on | written_off_on):
+        # Each loan at the end of as_of, with A(as_of) from the payments the test
+        # wrote, the interest its live payoffs dated by then waived, and its write-off.
         book = [
-            (w.position(loan, as_of), w.waived_by(as_of))
-            for w, loan in zip(written, loans_now, strict=True)
+            (ledger.position(as_of), ledger.waived_by(as_of), loan.write_off)
+            for ledger, loan in zip(ledgers, loans_now, strict=True)
         ]
         for currency_code in ("IDR", "USD"):
             figures = storage.portfolio(as_of, currency_code)
             assert figures == portfolio_figures(
-                (at, waived) for at, waived in book if in_portfolio(at.terms, as_of, currency_code)
+                (at, waived, write_off)
+                for at, waived, write_off in book
+                if in_portfolio(at.terms, as_of, currency_code)
             ), (as_of, currency_code)
             # Cash only: a payoff's waived interest is in A, not in payments.amount.
             assert figures.collected_amount == payments_through(engine, as_of, currency_code)
+            assert figures.recovered_amount == payments_through(
+                engine, as_of, currency_code, PaymentKind.RECOVERY
+            )
             assert figures.total_repayable == (
                 figures.collected_amount
                 + figures.outstanding_amount

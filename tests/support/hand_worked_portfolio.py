@@ -57,6 +57,7 @@ FIGURES_AT_AS_OF = PortfolioFigures(
     active=StatusFigures(3, 5_000_000 + 700_000 + 500_000, 4_400_000 + 600_000 + 250_000),
     delinquent=StatusFigures(3, 2_000_000 + 1_000_000 + 3_000_000, 1_320_000 + 900_000 + 2_310_000),
     paid=StatusFigures(1, 1_000_000, 0),
+    written_off=StatusFigures(0, 0, 0),
     principal_disbursed=13_200_000,
     # 5,500,000 + 2,200,000 + 1,000,000 + 1,123,400 + 3,300,000 + 700,000 + 600,000
     total_repayable=14_423_400,
