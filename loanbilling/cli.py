@@ -1,9 +1,10 @@
-"""The `loanbilling` command: serve, migrate."""
+"""The `loanbilling` command: serve, migrate, sweep, verify-books, export-journal."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import datetime as dt
 import json
 import logging
@@ -16,6 +17,7 @@ from loanbilling import logs
 from loanbilling.clock import BusinessClock
 from loanbilling.config import Settings, add_flags
 from loanbilling.domain.errors import DomainError
+from loanbilling.services.ledger import LedgerService
 from loanbilling.services.sweep import SweepService
 from loanbilling.storage.database import make_engine
 from loanbilling.storage.migrate import (
@@ -58,6 +60,26 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="business date to sweep at (YYYY-MM-DD); default: today in --time-zone",
     )
+    verify = commands.add_parser(
+        "verify-books",
+        help="reconcile the journal with every loan's state; exit 0 when they agree, "
+        "1 with the differences listed (JSON on standard output)",
+    )
+    add_flags(verify, "database_url", "time_zone", "log_level", "log_format")
+    export = commands.add_parser(
+        "export-journal",
+        help="write the journal entries dated FROM..TO as CSV, one row per line",
+    )
+    add_flags(export, "database_url", "time_zone", "log_level", "log_format")
+    export.add_argument(
+        "--from", dest="from_date", type=_date, required=True, help="first entry date (YYYY-MM-DD)"
+    )
+    export.add_argument(
+        "--to", dest="to_date", type=_date, required=True, help="last entry date (YYYY-MM-DD)"
+    )
+    export.add_argument(
+        "--output", default="-", help="file to write the CSV to; default: standard output"
+    )
     return parser
 
 
@@ -81,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
             return _migrate(settings)
         if args.command == "sweep":
             return _sweep(settings, args.as_of)
+        if args.command == "verify-books":
+            return _verify_books(settings)
+        if args.command == "export-journal":
+            return _export_journal(settings, args.from_date, args.to_date, args.output)
         from loanbilling.server import serve
 
         asyncio.run(serve(settings))
@@ -139,6 +165,89 @@ def _sweep(settings: Settings, as_of: dt.date | None) -> int:
             }
         )
     )
+    return 0
+
+
+def _ledger(settings: Settings):
+    engine = make_engine(settings.database_url)
+    check_schema(engine)
+    return engine, LedgerService(sql_storage(engine), BusinessClock(settings.time_zone))
+
+
+def _verify_books(settings: Settings) -> int:
+    engine, ledger = _ledger(settings)
+    try:
+        report = ledger.verify_books()
+    finally:
+        engine.dispose()
+    differences = [
+        {
+            "loan_id": d.loan_id,
+            "account": d.account.value,
+            "expected": d.expected,
+            "posted": d.posted,
+            "currency_code": d.currency_code,
+        }
+        for d in report.differences
+    ]
+    print(
+        json.dumps(
+            {
+                "loans_checked": report.loans_checked,
+                "agree": report.agree,
+                "differences": differences,
+            }
+        )
+    )
+    if not report.agree:
+        print(
+            f"loanbilling: the books differ from the loans' state in {len(differences)} "
+            "account(s); see the differences above",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+# One row per journal line: what a spreadsheet or an accounting import reads.
+JOURNAL_CSV_COLUMNS = (
+    "entry_id",
+    "entry_date",
+    "loan_id",
+    "kind",
+    "payment_id",
+    "currency_code",
+    "account",
+    "debit_amount",
+    "credit_amount",
+)
+
+
+def _export_journal(settings: Settings, from_date: dt.date, to_date: dt.date, output: str) -> int:
+    engine, ledger = _ledger(settings)
+    out = sys.stdout if output == "-" else open(output, "w", newline="", encoding="utf-8")  # noqa: SIM115
+    try:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(JOURNAL_CSV_COLUMNS)
+        for entry in ledger.entries_between(from_date, to_date):
+            for line in entry.lines:
+                writer.writerow(
+                    (
+                        entry.id,
+                        entry.entry_date.isoformat(),
+                        entry.loan_id,
+                        entry.kind.value,
+                        entry.payment_id or "",
+                        entry.currency_code,
+                        line.account.value,
+                        line.debit_amount,
+                        line.credit_amount,
+                    )
+                )
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        engine.dispose()
     return 0
 
 

@@ -16,6 +16,8 @@ from grpc_reflection.v1alpha import reflection
 from microfin.loanbilling.v1 import (
     analytics_service_pb2,
     analytics_service_pb2_grpc,
+    ledger_service_pb2,
+    ledger_service_pb2_grpc,
     loan_service_pb2,
     loan_service_pb2_grpc,
     notification_service_pb2,
@@ -28,6 +30,7 @@ from loanbilling.api import metrics
 from loanbilling.api.analytics_servicer import AnalyticsServicer
 from loanbilling.api.auth import TokenTable
 from loanbilling.api.edge import Edge
+from loanbilling.api.ledger_servicer import LedgerServicer
 from loanbilling.api.loan_servicer import LoanServicer
 from loanbilling.api.malformed import add_tolerant
 from loanbilling.api.notification_servicer import NotificationServicer
@@ -39,6 +42,7 @@ from loanbilling.events.relay import AmqpRelay
 from loanbilling.events.sequencer import run_sequencer
 from loanbilling.services.analytics import AnalyticsService
 from loanbilling.services.billing import BillingService
+from loanbilling.services.ledger import LedgerService
 from loanbilling.services.sweep import SweepService
 from loanbilling.storage.database import is_postgresql, make_engine, ping
 from loanbilling.storage.migrate import check_schema
@@ -52,6 +56,7 @@ SERVICE_NAMES = [
     loan_service_pb2.DESCRIPTOR.services_by_name["LoanService"].full_name,
     notification_service_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name,
     analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name,
+    ledger_service_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name,
 ]
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 LIVENESS = "liveness"
@@ -188,6 +193,11 @@ async def start(
     add_tolerant(
         analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server,
         AnalyticsServicer(AnalyticsService(storage, clock), executor, edge),
+        server,
+    )
+    add_tolerant(
+        ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server,
+        LedgerServicer(LedgerService(storage, clock), executor, edge),
         server,
     )
     health_servicer = health.aio.HealthServicer()

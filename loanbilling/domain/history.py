@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from loanbilling.domain.allocation import Allocation, allocate
 from loanbilling.domain.errors import AlreadyExists, FailedPrecondition
 from loanbilling.domain.events import NewEvent, in_version, reversal_events
+from loanbilling.domain.journal import EntryKind, NewEntry, entry, loan_balances
 from loanbilling.domain.loan import Loan, LoanTerms, Position, check_transaction_date
 from loanbilling.domain.payment import Payment, PaymentKind, Reversal
 
@@ -143,6 +144,7 @@ class ReversalDecision:
     reallocated: list[Reallocated]
     after: Loan
     events: list[NewEvent]
+    entry: NewEntry
 
 
 def check_reversal_retry(
@@ -176,16 +178,15 @@ def decide_reversal(
     """Reverses payment `payment_id` of `loan`, whose recorded payments (live and
     reversed) are `payments`, on `reversal_date` (default today); raises the
     refusal (check_reversal). The live payments left are re-allocated oldest
-    first: those after the reversed one are returned with their new allocation. The loan's A, latest payment, stored status and history version
-    follow."""
+    first: those after the reversed one are returned with their new allocation.
+    The loan's A, latest payment, stored status and history version follow."""
     target = next(p for p in payments if p.id == payment_id)
     on = reversal_date or today
-    check_reversal(
-        record_of(target), on, business_date=today, written_off_on=loan.written_off_on
-    )
+    check_reversal(record_of(target), on, business_date=today, written_off_on=loan.written_off_on)
     terms = loan.terms
-    remaining = [record_of(p) if p.id != payment_id else replace(record_of(p), live=False)
-                 for p in payments]
+    remaining = [
+        record_of(p) if p.id != payment_id else replace(record_of(p), live=False) for p in payments
+    ]
     by_id = {p.id: p for p in payments}
     reallocated = []
     paid = 0
@@ -237,6 +238,21 @@ def decide_reversal(
         at_today=at_today,
         stored_before=loan.status,
     )
+    # The change in the balances: the mirror of the payment's entry, plus what the
+    # re-allocation of the later payments moves between principal and interest.
+    posted = entry(
+        EntryKind.REVERSAL,
+        loan.id,
+        terms,
+        on,
+        loan_balances(terms, loan.paid_amount, target.waived_interest_amount, loan.write_off),
+        loan_balances(terms, paid, 0, loan.write_off),
+        payment_id,
+    )
     return ReversalDecision(
-        reversed_payment, reallocated, after, in_version(new_events, after.history_version)
+        reversed_payment,
+        reallocated,
+        after,
+        in_version(new_events, after.history_version),
+        posted,
     )

@@ -14,6 +14,7 @@ from loanbilling.domain.errors import (
     PaymentAmountRefused,
 )
 from loanbilling.domain.events import NewEvent, in_version, payment_events
+from loanbilling.domain.journal import EntryKind, NewEntry, entry, loan_balances
 from loanbilling.domain.loan import (
     Loan,
     LoanStatus,
@@ -35,6 +36,15 @@ class PaymentKind(enum.Enum):
     def is_payoff(self) -> bool:
         """PayOffLoan records payoffs; MakePayment the rest (regular or recovery)."""
         return self is PaymentKind.PAYOFF
+
+    @property
+    def entry_kind(self) -> EntryKind:
+        """The kind of journal entry a payment of this kind posts."""
+        return {
+            PaymentKind.REGULAR: EntryKind.PAYMENT,
+            PaymentKind.PAYOFF: EntryKind.PAYOFF,
+            PaymentKind.RECOVERY: EntryKind.RECOVERY,
+        }[self]
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,11 +235,13 @@ def settle_payment(
 
 @dataclass(frozen=True, slots=True)
 class PaymentDecision:
-    """What an accepted payment writes: the payment, the loan after it, its events."""
+    """What an accepted payment writes: the payment, the loan after it, its events
+    and its journal entry."""
 
     payment: Payment
     after: Loan
     events: list[NewEvent]
+    entry: NewEntry
 
 
 def decide_payment(
@@ -347,4 +359,15 @@ def record_decision(
         at_today=at_today,
         stored_before=loan.status,
     )
-    return PaymentDecision(payment, after, in_version(new_events, after.history_version))
+    posted = entry(
+        kind.entry_kind,
+        loan.id,
+        terms,
+        paid_on,
+        loan_balances(terms, loan.paid_amount, 0, loan.write_off),
+        loan_balances(terms, paid_after, payment.waived_interest_amount, loan.write_off),
+        payment_id,
+    )
+    return PaymentDecision(
+        payment, after, in_version(new_events, after.history_version), posted
+    )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from loanbilling.domain.allocation import Allocation, allocate
 from loanbilling.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from loanbilling.domain.events import NewEvent, write_off_event
+from loanbilling.domain.journal import EntryKind, NewEntry, entry, loan_balances
 from loanbilling.domain.loan import (
     Loan,
     LoanStatus,
@@ -115,10 +116,12 @@ def accept_recovery(terms: LoanTerms, paid_amount: int, amount: int) -> Allocati
 
 @dataclass(frozen=True, slots=True)
 class WriteOffDecision:
-    """What an admitted write-off writes: the loan after it and its event."""
+    """What an admitted write-off writes: the loan after it, its event and its
+    journal entry (Dr WRITE_OFF_EXPENSE / Cr LOAN_PORTFOLIO, the principal)."""
 
     after: Loan
     events: list[NewEvent]
+    entry: NewEntry
 
 
 def decide_write_off(
@@ -154,7 +157,15 @@ def decide_write_off(
         write_off_event(loan.id, loan.customer_id, at_write_off),
         history_version=loan.history_version,
     )
-    return WriteOffDecision(after, [event])
+    posted = entry(
+        EntryKind.WRITE_OFF,
+        loan.id,
+        loan.terms,
+        on,
+        loan_balances(loan.terms, loan.paid_amount, 0, None),
+        loan_balances(loan.terms, loan.paid_amount, 0, record),
+    )
+    return WriteOffDecision(after, [event], posted)
 
 
 def check_write_off_retry(

@@ -14,6 +14,7 @@ from loanbilling.domain.customer import Customer, CustomerDetails
 from loanbilling.domain.errors import DuplicateKey, InvalidArgument, NotFound
 from loanbilling.domain.events import creation_events
 from loanbilling.domain.history import check_reversal_retry, decide_reversal
+from loanbilling.domain.journal import creation_entry
 from loanbilling.domain.loan import (
     DEFAULT_CURRENCY,
     DEFAULT_DELINQUENCY_THRESHOLD,
@@ -209,7 +210,11 @@ class BillingService:
                 return existing
             with self.storage.writing(optimistic=True) as uow:
                 loan = Loan.new(uow.loans.reserve_id(), customer_id, terms, today, key)
-                if not uow.loans.add(loan, creation_events(loan.id, customer_id, terms, today)):
+                if not uow.loans.add(
+                    loan,
+                    creation_events(loan.id, customer_id, terms, today),
+                    creation_entry(loan.id, terms),
+                ):
                     raise NotFound("customer", customer_id)
                 uow.commit()
             self.events_written()
@@ -328,7 +333,7 @@ class BillingService:
                 new_payment_id=uow.payments.next_id,
             )
             recorded = uow.payments.record(
-                decision.payment, slot.loan, decision.after, decision.events
+                decision.payment, slot.loan, decision.after, decision.events, decision.entry
             )
             if not recorded:
                 return None
@@ -438,7 +443,9 @@ class BillingService:
                     idempotency_key=key,
                     today=today,
                 )
-                uow.loans.record_write_off(loan, decision.after, decision.events)
+                uow.loans.record_write_off(
+                    loan, decision.after, decision.events, decision.entry
+                )
                 uow.commit()
             self.events_written()
             after = decision.after

@@ -21,6 +21,7 @@ from typing import Protocol
 from loanbilling.domain.customer import Customer, CustomerDetails
 from loanbilling.domain.events import NewEvent
 from loanbilling.domain.history import ReversalDecision
+from loanbilling.domain.journal import Account, JournalEntry, LoanBooks, NewEntry
 from loanbilling.domain.loan import Loan, LoanStatus, ScheduleEntry
 from loanbilling.domain.payment import Payment
 from loanbilling.domain.portfolio import PortfolioFigures
@@ -57,9 +58,9 @@ class Loans(Protocol):
     def reserve_id(self) -> int:
         """An id no other loan has or will get: events name the loan before it is written."""
 
-    def add(self, loan: Loan, new_events: list[NewEvent]) -> bool:
-        """Writes a new loan (its schedule from its terms) and its events; False,
-        with nothing written, when its customer does not exist."""
+    def add(self, loan: Loan, new_events: list[NewEvent], entry: NewEntry) -> bool:
+        """Writes a new loan (its schedule from its terms), its events and its
+        journal entry; False, with nothing written, when its customer does not exist."""
 
     def get(self, loan_id: int) -> Loan | None: ...
 
@@ -71,8 +72,10 @@ class Loans(Protocol):
     def by_write_off_key(self, idempotency_key: str) -> Loan | None:
         """The loan written off by the request with this key, if any."""
 
-    def record_write_off(self, before: Loan, after: Loan, new_events: list[NewEvent]) -> None:
-        """Writes the write-off of a loan locked by `lock`, and its events."""
+    def record_write_off(
+        self, before: Loan, after: Loan, new_events: list[NewEvent], entry: NewEntry
+    ) -> None:
+        """Writes the write-off of a loan locked by `lock`, its events and its entry."""
 
     def list(
         self,
@@ -101,10 +104,15 @@ class Payments(Protocol):
         (a refused one draws none): its events name it before it is written."""
 
     def record(
-        self, payment: Payment, before: Loan, after: Loan, new_events: list[NewEvent]
+        self,
+        payment: Payment,
+        before: Loan,
+        after: Loan,
+        new_events: list[NewEvent],
+        entry: NewEntry,
     ) -> bool:
-        """Writes the payment, the installments it settles, the loan's new state
-        and the events, if the loan is still as `before` read it; False, with
+        """Writes the payment, the installments it settles, the loan's new state,
+        the events and the journal entry, if the loan is still as `before` read it; False, with
         nothing written, when a concurrent write changed it (an optimistic unit
         of work only: a locking one holds the row)."""
 
@@ -121,10 +129,40 @@ class Payments(Protocol):
     def record_reversal(self, before: Loan, decision: ReversalDecision) -> None:
         """Writes a reversal on a loan locked by `Loans.lock`: the payment marked
         reversed, the re-allocated payments and installments, the loan's new
-        state and the events."""
+        state, the events and the journal entry."""
 
     def list(self, loan_id: int, *, after_id: int | None, limit: int) -> list[Payment]:
         """Oldest first; keyset pagination on id."""
+
+
+class Journal(Protocol):
+    """The ledger's reads. Entries are posted by the writes of their movements
+    (Loans.add, Payments.record, record_reversal, record_write_off), never alone."""
+
+    def list(
+        self,
+        *,
+        loan_id: int | None,
+        from_date: dt.date | None,
+        to_date: dt.date | None,
+        after_id: int | None,
+        limit: int,
+    ) -> list[JournalEntry]:
+        """In posting order (id); keyset pagination on id."""
+
+    def trial_balance(self, as_of: dt.date, currency_code: str) -> dict[Account, tuple[int, int]]:
+        """(debit total, credit total) per account over the entries dated by `as_of`,
+        from the maintained totals."""
+
+    def currencies(self, as_of: dt.date) -> list[str]:
+        """The currencies of the entries dated by `as_of`."""
+
+    def loan_books(self, after_loan_id: int, limit: int) -> list[LoanBooks]:
+        """The next loans by id, each with what reconciling it needs."""
+
+    def totals_differences(self) -> list[tuple[str, Account, int, int]]:
+        """(currency, account, entries' net, totals' net) where the maintained
+        totals differ from the entries."""
 
 
 class UnitOfWork(Protocol):
@@ -133,6 +171,7 @@ class UnitOfWork(Protocol):
     customers: Customers
     loans: Loans
     payments: Payments
+    journal: Journal
 
     def commit(self) -> None: ...
 

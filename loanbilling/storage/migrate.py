@@ -40,12 +40,21 @@ MIGRATION_LOCK = 0x6C6F616E_6D696772  # "loanmigr"
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    _run(engine, command.upgrade, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Back to `revision` (tests of an upgrade over data an older release wrote)."""
+    _run(engine, command.downgrade, revision)
+
+
+def _run(engine: Engine, step, revision: str) -> None:
     config = _config()
     with engine.connect() as conn, _foreign_keys_deferred_on_sqlite(conn), conn.begin():
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+        step(config, revision)
 
 
 @contextmanager

@@ -24,9 +24,11 @@ from collections.abc import Iterable
 from sqlalchemy.dialects import postgresql
 
 from loanbilling.domain.events import NewEvent
+from loanbilling.domain.journal import NewEntry
 from loanbilling.domain.loan import Loan
 from loanbilling.domain.payment import Payment
 from loanbilling.storage.event_store import EVENT_COLUMNS, event_row
+from loanbilling.storage.posting import TOTAL_COLUMNS, entry_row, totals_row
 from loanbilling.storage.repository import (
     SqlLoans,
     SqlPayments,
@@ -34,7 +36,7 @@ from loanbilling.storage.repository import (
     now,
     payment_row,
 )
-from loanbilling.storage.tables import events, loans, payments
+from loanbilling.storage.tables import events, journal_entries, ledger_totals, loans, payments
 
 _PG = postgresql.dialect()
 
@@ -85,7 +87,7 @@ WITH moved AS (
 ), told AS (
     INSERT INTO events ({", ".join(EVENT_COLUMNS)})
     SELECT e.* FROM paid, {_event_values(event_count)}
-)
+){_posting("paid")}
 SELECT id FROM paid
 """
 
@@ -110,9 +112,30 @@ WITH created AS (
 ), told AS (
     INSERT INTO events ({", ".join(EVENT_COLUMNS)})
     SELECT e.* FROM created, {_event_values(event_count)}
-)
+){_posting("created")}
 SELECT id FROM created
 """
+
+
+def _posting(source: str) -> str:
+    """The journal entry (storage.journal.entry_row) and its day's totals
+    (storage.journal.totals_row, added to by an upsert), written once `source`
+    (the CTE of the movement) returned its row: the same posting as journal.post."""
+    entry_columns = tuple(journal_entries.c.keys())[1:]  # all but the id
+    total_columns = tuple(ledger_totals.c.keys())
+    added = ", ".join(f"{c} = ledger_totals.{c} + EXCLUDED.{c}" for c in TOTAL_COLUMNS)
+    return f""", posted AS (
+    INSERT INTO journal_entries ({", ".join(entry_columns)})
+    SELECT {_placeholders("j_", journal_entries, entry_columns)} FROM {source}
+), totaled AS (
+    INSERT INTO ledger_totals ({", ".join(total_columns)})
+    SELECT {_placeholders("t_", ledger_totals, total_columns)} FROM {source}
+    ON CONFLICT (currency_code, entry_date, shard) DO UPDATE SET {added}
+)"""
+
+
+def _entry_params(entry: NewEntry, written_at) -> dict[str, object]:
+    return {**_params("j_", entry_row(entry, written_at)), **_params("t_", totals_row(entry))}
 
 
 def _array(values: Iterable[object]) -> str:
@@ -121,7 +144,7 @@ def _array(values: Iterable[object]) -> str:
 
 
 class OneStatementLoans(SqlLoans):
-    def add(self, loan: Loan, new_events: list[NewEvent]) -> bool:
+    def add(self, loan: Loan, new_events: list[NewEvent], entry: NewEntry) -> bool:
         written_at = now()
         row = loan_row(loan, written_at)
         schedule = loan.terms.schedule()
@@ -131,6 +154,7 @@ class OneStatementLoans(SqlLoans):
             "amounts": _array(i.amount for i in schedule),
             "interests": _array(i.interest_amount for i in schedule),
             **_event_params(new_events, written_at),
+            **_entry_params(entry, written_at),
         }
         sql = _loan_sql(len(new_events), tuple(row))
         return self.conn.exec_driver_sql(sql, params).first() is not None
@@ -138,7 +162,12 @@ class OneStatementLoans(SqlLoans):
 
 class OneStatementPayments(SqlPayments):
     def record(
-        self, payment: Payment, before: Loan, after: Loan, new_events: list[NewEvent]
+        self,
+        payment: Payment,
+        before: Loan,
+        after: Loan,
+        new_events: list[NewEvent],
+        entry: NewEntry,
     ) -> bool:
         written_at = now()
         row = payment_row(payment, after.paid_amount, written_at)
@@ -158,6 +187,7 @@ class OneStatementPayments(SqlPayments):
             "last_week": payment.last_week,
             **_params("p_", row),
             **_event_params(new_events, written_at),
+            **_entry_params(entry, written_at),
         }
         sql = _payment_sql(len(new_events), tuple(row))
         if self.conn.exec_driver_sql(sql, params).first() is not None:

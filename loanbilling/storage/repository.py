@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 from loanbilling.domain.customer import Customer, CustomerDetails
 from loanbilling.domain.events import NewEvent
 from loanbilling.domain.history import ReversalDecision
+from loanbilling.domain.journal import NewEntry
 from loanbilling.domain.loan import (
     Installment,
     Loan,
@@ -27,6 +28,7 @@ from loanbilling.domain.loan import (
     WriteOff,
 )
 from loanbilling.domain.payment import Payment, PaymentKind, Reversal
+from loanbilling.storage import posting
 from loanbilling.storage.event_store import event_row
 from loanbilling.storage.interfaces import PaymentSlot
 from loanbilling.storage.sql import paid_amount_by
@@ -313,7 +315,7 @@ class SqlLoans:
     def reserve_id(self) -> int:
         return draw_id(self.conn, loans)
 
-    def add(self, loan: Loan, new_events: list[NewEvent]) -> bool:
+    def add(self, loan: Loan, new_events: list[NewEvent], entry: NewEntry) -> bool:
         if SqlCustomers(self.conn).get(loan.customer_id) is None:
             return False
         written_at = now()
@@ -323,6 +325,7 @@ class SqlLoans:
             [installment_row(loan.id, i) for i in loan.terms.schedule()],
         )
         add_events(self.conn, new_events, written_at)
+        posting.post(self.conn, entry, written_at)
         return True
 
     def get(self, loan_id: int) -> Loan | None:
@@ -344,7 +347,9 @@ class SqlLoans:
         ).first()
         return loan_from_row(row) if row else None
 
-    def record_write_off(self, before: Loan, after: Loan, new_events: list[NewEvent]) -> None:
+    def record_write_off(
+        self, before: Loan, after: Loan, new_events: list[NewEvent], entry: NewEntry
+    ) -> None:
         written_at = now()
         write_off = after.write_off
         assert write_off is not None
@@ -364,6 +369,7 @@ class SqlLoans:
         if written != 1:
             raise RuntimeError(f"loan {before.id} changed under its row lock")
         add_events(self.conn, new_events, written_at)
+        posting.post(self.conn, entry, written_at)
 
     def list(
         self,
@@ -434,7 +440,12 @@ class SqlPayments:
         return draw_id(self.conn, payments)
 
     def record(
-        self, payment: Payment, before: Loan, after: Loan, new_events: list[NewEvent]
+        self,
+        payment: Payment,
+        before: Loan,
+        after: Loan,
+        new_events: list[NewEvent],
+        entry: NewEntry,
     ) -> bool:
         written_at = now()
         moved = self.conn.execute(_MOVE_BALANCE, _move_params(before, after, written_at)).rowcount
@@ -454,6 +465,7 @@ class SqlPayments:
             },
         )
         add_events(self.conn, new_events, written_at)
+        posting.post(self.conn, entry, written_at)
         return True
 
     def by_key(self, idempotency_key: str) -> Payment | None:
@@ -535,6 +547,7 @@ class SqlPayments:
         if moved != 1:
             raise RuntimeError(f"loan {before.id} changed under its row lock")
         add_events(self.conn, decision.events, written_at)
+        posting.post(self.conn, decision.entry, written_at)
 
     def list(self, loan_id: int, *, after_id: int | None, limit: int) -> list[Payment]:
         query = (

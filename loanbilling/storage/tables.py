@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -206,4 +207,49 @@ consumer_cursors = Table(
     Column("name", String(64), primary_key=True),
     Column("last_sequence", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# The journal (domain.journal): one row per entry, immutable (migration 0006 adds
+# triggers that refuse UPDATE and DELETE). The amounts are the entry's lines,
+# one column per account, debit-positive; the CHECK makes every entry balance.
+ACCOUNT_COLUMNS = (
+    "loan_portfolio",
+    "cash",
+    "interest_income",
+    "write_off_expense",
+    "recovery_income",
+)
+journal_entries = Table(
+    "journal_entries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("loan_id", Id, ForeignKey("loans.id"), nullable=False),
+    Column("entry_date", Date, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("payment_id", Id, nullable=True),
+    Column("currency_code", String(3), nullable=False),
+    *(Column(name, BigInteger, nullable=False) for name in ACCOUNT_COLUMNS),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint(" + ".join(ACCOUNT_COLUMNS) + " = 0", name="balanced"),
+    Index(None, "loan_id", "id"),
+    Index(None, "entry_date", "id"),
+)
+
+# Debit and credit totals per currency, day and account, maintained by every
+# posting in its own transaction: a trial balance sums a few rows per day, not
+# the entries. Each day's totals are split over LEDGER_SHARDS rows (by loan id),
+# so that concurrent postings rarely wait for one another's row.
+LEDGER_SHARDS = 16
+ledger_totals = Table(
+    "ledger_totals",
+    metadata,
+    Column("currency_code", String(3), primary_key=True),
+    Column("entry_date", Date, primary_key=True),
+    Column("shard", Integer, primary_key=True, autoincrement=False),
+    *(
+        Column(f"{name}_{side}", BigInteger, nullable=False)
+        for name in ACCOUNT_COLUMNS
+        for side in ("debit", "credit")
+    ),
 )

@@ -25,6 +25,7 @@ from loanbilling.storage import portfolio, sweep
 from loanbilling.storage.database import WRITE_OPTION, autocommit, transaction
 from loanbilling.storage.errors import translated
 from loanbilling.storage.interfaces import SweepBatch
+from loanbilling.storage.journal import SqlJournal
 from loanbilling.storage.one_statement import OneStatementLoans, OneStatementPayments
 from loanbilling.storage.repository import SqlCustomers, SqlLoans, SqlPayments
 
@@ -38,6 +39,7 @@ class SqlUnitOfWork:
         )
         self.loans = loans(conn)
         self.payments = payments(conn, locking=locking)
+        self.journal = SqlJournal(conn)
         self.committed = False
 
     def commit(self) -> None:

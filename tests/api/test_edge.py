@@ -15,6 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from microfin.loanbilling.v1 import (
     analytics_service_pb2,
+    ledger_service_pb2,
     loan_service_pb2,
     loan_service_pb2_grpc,
     notification_service_pb2,
@@ -25,6 +26,7 @@ from microfin.loanbilling.v1 import notification_service_pb2 as notify
 
 from loanbilling.api.analytics_servicer import AnalyticsServicer
 from loanbilling.api.auth import Role
+from loanbilling.api.ledger_servicer import LedgerServicer
 from loanbilling.api.loan_servicer import LoanServicer
 from loanbilling.api.notification_servicer import NotificationServicer
 from loanbilling.config import Settings
@@ -167,6 +169,11 @@ ROLES = {
     },
     "NotificationService": {"StreamNotifications": Role.READER},
     "AnalyticsService": {"GetPortfolioSummary": Role.READER},
+    "LedgerService": {
+        "ListJournalEntries": Role.READER,
+        "GetTrialBalance": Role.READER,
+        "VerifyBooks": Role.ADMIN,
+    },
 }
 
 
@@ -176,6 +183,7 @@ ROLES = {
         (loan_service_pb2, LoanServicer),
         (notification_service_pb2, NotificationServicer),
         (analytics_service_pb2, AnalyticsServicer),
+        (ledger_service_pb2, LedgerServicer),
     ],
 )
 def test_every_rpc_needs_its_role(module, servicer):

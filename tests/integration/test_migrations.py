@@ -11,15 +11,17 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from loanbilling.clock import FixedClock
-from loanbilling.domain.loan import LoanTerms, Position
+from loanbilling.domain.loan import LoanTerms, PayoffInterest, Position
 from loanbilling.domain.payment import PaymentKind
 from loanbilling.services.billing import BillingService
+from loanbilling.services.ledger import LedgerService
 from loanbilling.services.sweep import SweepService
 from loanbilling.storage.database import make_engine
 from loanbilling.storage.migrate import (
     SchemaMismatch,
     check_schema,
     current_revision,
+    downgrade,
     head_revision,
     upgrade,
 )
@@ -387,5 +389,71 @@ def test_upgrade_to_reversals_and_write_offs_keeps_every_row(empty_url):
             total = conn.execute(text("SELECT count(*) FROM events")).scalar_one()
         assert in_version_1 == [1]  # the reversed loan's events, and its sweep events
         assert total == count + first.events_written
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_to_the_journal_posts_what_the_books_already_hold(empty_url):
+    """Loans with payments, a payoff, reversals (of a payment, a payoff and a
+    recovery), a write-off and recoveries, in the schema before the journal
+    (0005): the upgrade posts their entries, VerifyBooks agrees at once, and
+    each loan's balances and the trial balance are those the live postings gave."""
+    engine = make_engine(empty_url)
+    try:
+        upgrade(engine)
+        clock = FixedClock(START)
+        billing = BillingService(sql_storage(engine), clock)
+        ledger = LedgerService(sql_storage(engine), clock)
+        customer = billing.create_customer(name="Siti", email="s@example.com", phone="").id
+
+        def loan(**settings) -> int:
+            return billing.create_loan(
+                customer_id=customer,
+                principal_amount=5_000_000,
+                interest_rate_bps=1000,
+                weeks=50,
+                start_date=START,
+                **settings,
+            ).loan.id
+
+        keys = iter(f"k{n}" for n in range(100))
+        paid, waived, written = loan(), loan(payoff_interest=PayoffInterest.WAIVE_UNDUE), loan()
+        for week in (1, 2, 3):
+            clock.current = START + week * WEEK
+            ids = [
+                billing.make_payment(loan_id=i, amount=110_000, idempotency_key=next(keys))
+                for i in (paid, waived, written)
+            ]
+        billing.reverse_payment(payment_id=ids[0].payment.id, reason="b", idempotency_key="r1")
+        clock.current = START + 3 * WEEK + dt.timedelta(days=2)
+        quote = billing.get_payoff_quote(loan_id=waived)
+        payoff = billing.pay_off_loan(
+            loan_id=waived, amount=quote.payoff_amount, idempotency_key="off"
+        )
+        billing.reverse_payment(payment_id=payoff.payment.id, reason="b", idempotency_key="r2")
+        billing.pay_off_loan(loan_id=waived, amount=quote.payoff_amount, idempotency_key="off2")
+        billing.write_off_loan(loan_id=written, reason="gone", idempotency_key="w")
+        first = billing.make_payment(loan_id=written, amount=1_234, idempotency_key="rec1")
+        billing.make_payment(loan_id=written, amount=99, idempotency_key="rec2")
+        billing.reverse_payment(payment_id=first.payment.id, reason="b", idempotency_key="r3")
+        live = ledger.trial_balance()
+        with engine.connect() as conn:
+            by_loan = conn.execute(text("SELECT loan_id FROM journal_entries")).scalars().all()
+        assert ledger.verify_books().agree
+
+        downgrade(engine, "0005")  # what a database of the release before holds
+        upgrade(engine)
+        report = ledger.verify_books()
+        assert (report.loans_checked, report.differences) == (3, [])
+        assert ledger.trial_balance() == live
+        for day in range(0, 40):
+            trial = ledger.trial_balance(START + dt.timedelta(days=day))
+            assert trial.debit_total == trial.credit_total
+        with engine.connect() as conn:
+            posted = conn.execute(text("SELECT loan_id FROM journal_entries")).scalars().all()
+        # A reversed payment posts its entry and its mirror, as it did when live.
+        assert sorted(posted) == sorted(by_loan)
+        with pytest.raises(Exception, match="immutable"), engine.begin() as conn:
+            conn.execute(text("DELETE FROM journal_entries"))
     finally:
         engine.dispose()

@@ -6,7 +6,9 @@ payments and the events are compared with the brute-force walk of
 tests/support/brute_force.py: A equals the live payments plus waivers, every
 payment's weeks and split follow the live history, the stored status is the
 oracle's at the business date, and no two events share a (kind, week, history
-version) key, which the outbox's unique constraint would refuse."""
+version) key, which the outbox's unique constraint would refuse. The journal
+entries the decisions post balance one by one and add up, at every step, to the
+balances the rules define from the loan's state (domain.journal.loan_balances)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,14 @@ from hypothesis import strategies as st
 from loanbilling.domain.errors import DomainError
 from loanbilling.domain.events import EventKind, NewEvent
 from loanbilling.domain.history import decide_reversal
+from loanbilling.domain.journal import (
+    ACCOUNTS,
+    Account,
+    EntryKind,
+    NewEntry,
+    creation_entry,
+    loan_balances,
+)
 from loanbilling.domain.loan import Loan, LoanStatus, PrepaymentPolicy
 from loanbilling.domain.payment import Payment, PaymentKind, accepted_amounts, decide_payment
 from loanbilling.domain.payoff import decide_payoff, payoff_quote
@@ -40,6 +50,7 @@ class Books:
         # at past dates), as the decisions give it.
         self.paid_after: dict[int, int] = {}
         self.events: list[NewEvent] = []
+        self.entries: list[NewEntry] = [creation_entry(1, terms)]
         self.oracle = brute(terms)
         self.keys = 0
 
@@ -56,6 +67,7 @@ class Books:
         self.paid_after[payment.id] = decision.after.paid_amount
         self.loan = decision.after
         self.events += decision.events
+        self.entries.append(decision.entry)
         self.oracle.pay(
             payment.id,
             payment.payment_date,
@@ -136,6 +148,7 @@ class Books:
             self.paid_after[moved.payment.id] = moved.allocation.paid_amount_after
         self.loan = decision.after
         self.events += decision.events
+        self.entries.append(decision.entry)
         self.oracle.reverse(target)
         kinds = [e.kind for e in decision.events]
         assert kinds[0] is EventKind.PAYMENT_REVERSED
@@ -160,6 +173,7 @@ class Books:
         assert (write_off.principal_amount, write_off.interest_amount) == self.oracle.write_off(on)
         self.loan = decision.after
         self.events += decision.events
+        self.entries.append(decision.entry)
         event("write-off")
 
     def check(self, wrote: bool) -> None:
@@ -182,6 +196,18 @@ class Books:
                 expected.interest,
             )
             assert self.paid_after[payment.id] == expected.paid_after
+        waived = sum(p.waived_interest_amount for p in live)
+        expected = loan_balances(loan.terms, loan.paid_amount, waived, loan.write_off)
+        posted = {a: sum(e.amounts[a] for e in self.entries) for a in ACCOUNTS}
+        assert posted == expected
+        assert all(sum(e.amounts.values()) == 0 for e in self.entries)
+        for e in self.entries:
+            # Two lines at least; a write-off of a loan whose principal is all repaid
+            # (only interest owed) moves nothing: its entry has none.
+            assert len(e.lines) >= 2 or (e.kind is EntryKind.WRITE_OFF and not e.lines)
+            assert all((ln.debit_amount > 0) != (ln.credit_amount > 0) for ln in e.lines)
+        if loan.write_off is not None:
+            assert posted[Account.LOAN_PORTFOLIO] == 0
         keys = [(e.kind, e.week_number, e.history_version) for e in self.events]
         assert len(keys) == len(set(keys)), "two events share an outbox key"
 
