@@ -21,6 +21,7 @@ import json
 import re
 import shlex
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -76,6 +77,21 @@ def walkthrough_steps(text: str | None = None) -> list[Step]:
             raise ValueError(f"README.md:{line}: a stream must end by itself: add -max-time")
         steps.append(step)
     return steps
+
+
+def sweep_cli_example(text: str | None = None) -> tuple[list[str], dict]:
+    """The `loanbilling sweep` example of "Events and notifications", run on the
+    walkthrough's database: its arguments (after `loanbilling`, the comment
+    dropped) and the JSON line it prints."""
+    text = README.read_text() if text is None else text
+    blocks = [(m.group(1).strip(), m.group(2)) for m in FENCE.finditer(text, text.index(END))]
+    for (info, body), (next_info, output) in pairwise(blocks):
+        if info == "sh" and body.startswith("loanbilling sweep"):
+            if next_info != "text":
+                raise ValueError("README.md: the sweep example's output is not a ```text block")
+            words = shlex.split(body.split("#", 1)[0])
+            return words[1:], json.loads(output)
+    raise ValueError("README.md: no `loanbilling sweep` example after the walkthrough")
 
 
 def _lines(text: str) -> list[str]:

@@ -10,7 +10,15 @@ import subprocess
 import pytest
 
 from tests.e2e import readme
-from tests.e2e.processes import GRPCURL, GRPCURL_TIMEOUT_S, ServerProcess, grpcurl, migrate
+from tests.e2e.processes import (
+    GRPCURL,
+    GRPCURL_TIMEOUT_S,
+    ServerProcess,
+    clean_env,
+    grpcurl,
+    migrate,
+    run_cli,
+)
 
 SERVICE = "microfin.loanbilling.v1.LoanService"
 
@@ -28,6 +36,9 @@ def test_readme_walkthrough_is_complete():
         "RunDelinquencySweep",
         "GetPayoffQuote",
         "PayOffLoan",
+        "ReversePayment",
+        "ListPayments",
+        "WriteOffLoan",
     ):
         assert f"{SERVICE}/{rpc}" in rpcs, f"the README walkthrough lost its {rpc} step"
     for rpc in (
@@ -89,17 +100,91 @@ def test_readme_walkthrough(empty_database_url, tmp_path):
         earlier = _call(server, "GetOutstanding", {"loan_id": 2, "as_of": _date(2026, 3, 17)})
         assert earlier["outstanding_amount"] == "4400000"
 
+        # The correction story: the reversed payment settles nothing at any date; the
+        # payment made again settles week 1 from its own date on.
+        corrected = _call(server, "ListPayments", {"loan_id": 3})["payments"]
+        assert [(p["id"], p.get("reversed", False)) for p in corrected] == [
+            ("6", True),
+            ("7", False),
+        ]
+        assert "settled_week_numbers" not in corrected[0]
+        loan = _call(server, "GetLoan", {"loan_id": 3, "as_of": _date(2026, 1, 16)})["loan"]
+        assert loan["schedule"][0]["paid_date"] == _date(2026, 1, 16)
+        assert loan["outstanding_amount"] == "5390000"
+        at_12 = _call(server, "GetOutstanding", {"loan_id": 3, "as_of": _date(2026, 1, 12)})
+        assert at_12["outstanding_amount"] == "5500000"
+
+        # The write-off story: DELINQUENT the day before, WRITTEN_OFF from its date on;
+        # its amounts stay those of the write-off after the recovery.
+        def status_of(loan_id: int, on: dict) -> str:
+            return _call(server, "GetOutstanding", {"loan_id": loan_id, "as_of": on})["status"]
+
+        assert status_of(4, _date(2026, 3, 1)) == "LOAN_STATUS_DELINQUENT"
+        assert status_of(4, _date(2026, 3, 2)) == "LOAN_STATUS_WRITTEN_OFF"
+        written_off = _call(server, "GetLoan", {"loan_id": 4})["loan"]
+        assert written_off["status"] == "LOAN_STATUS_WRITTEN_OFF"
+        assert written_off["outstanding_amount"] == "5000000"
+        assert written_off["written_off_principal_amount"] == "5000000"
+        assert written_off["written_off_interest_amount"] == "500000"
+        recoveries = _call(server, "ListPayments", {"loan_id": 4})["payments"]
+        assert [(p["amount"], p["kind"]) for p in recoveries] == [
+            ("500000", "PAYMENT_KIND_RECOVERY")
+        ]
+
+        # README, "Events and notifications": the new kinds, one event each here.
+        events = _stream(
+            server,
+            {
+                "after_sequence": 0,
+                "customer_id": 1,
+                "kinds": [
+                    "EVENT_KIND_PAYMENT_REVERSED",
+                    "EVENT_KIND_LOAN_REOPENED",
+                    "EVENT_KIND_LOAN_WRITTEN_OFF",
+                ],
+            },
+        )
+        assert [(e["kind"], e["loan_id"], e.get("payment_id"), e["amount"]) for e in events] == [
+            ("EVENT_KIND_PAYMENT_REVERSED", "3", "6", "110000"),
+            ("EVENT_KIND_LOAN_WRITTEN_OFF", "4", None, "5500000"),
+        ]
+        assert events[1]["business_date"] == _date(2026, 3, 2)
+
         # README, "The rules as read": the stored status is evaluated at the business
         # date (today, long after 2026-02-16), not at the back-dated payment.
         stored = _call(server, "ListLoans", {"status": "LOAN_STATUS_DELINQUENT"})
-        assert [item["id"] for item in stored["loans"]] == ["1"]
+        assert [item["id"] for item in stored["loans"]] == ["3", "1"]  # newest first
+        stored = _call(server, "ListLoans", {"status": "LOAN_STATUS_WRITTEN_OFF"})
+        assert [item["id"] for item in stored["loans"]] == ["4"]
         assert _call(server, "ListLoans", {"status": "LOAN_STATUS_ACTIVE"}) == {}
+
+        # README, "Events and notifications": the `loanbilling sweep` example is the
+        # walkthrough's database swept from cron, beside the running server.
+        args, printed = readme.sweep_cli_example()
+        done = run_cli(*args, "--database-url", empty_database_url, env=clean_env(), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == printed
 
         assert server.stop() == 0, server.log()
 
 
 def _date(year: int, month: int, day: int) -> dict:
     return {"year": year, "month": month, "day": day}
+
+
+def _stream(server: ServerProcess, request: dict) -> list[dict]:
+    """The stored events a notification stream replays (it is ended by -max-time)."""
+    done = grpcurl(
+        "-plaintext",
+        "-max-time",
+        "2",
+        "-d",
+        json.dumps(request),
+        server.address,
+        "microfin.loanbilling.v1.NotificationService/StreamNotifications",
+    )
+    assert done.returncode in (0, 68), f"StreamNotifications: {done.stderr}"
+    return [message["event"] for message in readme.json_values(done.stdout)]
 
 
 def _call(server: ServerProcess, rpc: str, request: dict) -> dict:
