@@ -225,11 +225,13 @@ JOURNAL_CSV_COLUMNS = (
 
 def _export_journal(settings: Settings, from_date: dt.date, to_date: dt.date, output: str) -> int:
     engine, ledger = _ledger(settings)
-    out = sys.stdout if output == "-" else open(output, "w", newline="", encoding="utf-8")  # noqa: SIM115
+    out = None
     try:
+        entries = ledger.entries_between(from_date, to_date)  # a bad range writes nothing
+        out = sys.stdout if output == "-" else open(output, "w", newline="", encoding="utf-8")  # noqa: SIM115
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(JOURNAL_CSV_COLUMNS)
-        for entry in ledger.entries_between(from_date, to_date):
+        for entry in entries:
             for line in entry.lines:
                 writer.writerow(
                     (
@@ -245,7 +247,7 @@ def _export_journal(settings: Settings, from_date: dt.date, to_date: dt.date, ou
                     )
                 )
     finally:
-        if out is not sys.stdout:
+        if out is not None and out is not sys.stdout:
             out.close()
         engine.dispose()
     return 0

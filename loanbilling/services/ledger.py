@@ -72,18 +72,26 @@ class LedgerService:
         return Page(found[:limit], token)
 
     def entries_between(self, from_date: dt.date, to_date: dt.date) -> Iterator[JournalEntry]:
-        """Every entry dated from_date..to_date, in posting order, page by page (the export)."""
-        token = ""
-        while True:
-            page = self.list_entries(
+        """Every entry dated from_date..to_date, in posting order, page by page (the
+        export). The range is checked, and the first page read, before it returns."""
+
+        def page(token: str) -> Page[JournalEntry]:
+            return self.list_entries(
                 from_date=from_date,
                 to_date=to_date,
                 page_size=pagination.MAX_PAGE_SIZE,
                 page_token=token,
             )
-            yield from page.items
-            if not (token := page.next_page_token):
-                return
+
+        def pages(first: Page[JournalEntry]) -> Iterator[JournalEntry]:
+            current = first
+            while True:
+                yield from current.items
+                if not current.next_page_token:
+                    return
+                current = page(current.next_page_token)
+
+        return pages(page(""))
 
     def trial_balance(self, as_of: dt.date | None = None, currency_code: str = "") -> TrialBalance:
         """Each account's totals over the entries dated on or before `as_of`

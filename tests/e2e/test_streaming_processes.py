@@ -16,6 +16,8 @@ import pytest
 from google.type import date_pb2
 from microfin.loanbilling.v1 import (
     events_pb2,
+    ledger_service_pb2,
+    ledger_service_pb2_grpc,
     loan_service_pb2,
     loan_service_pb2_grpc,
     notification_service_pb2,
@@ -482,6 +484,21 @@ def test_kill_9_of_the_writer_mid_burst_loses_no_event(payers, replicas, streams
         total = len(loans) + sum(map(len, by_loan.values()))
         rest = [event for _, event in resumed.events(total - seen[-1].sequence)]
         assert resumed.until_idle(total) == ([], total)
+        # The books: every recorded payment has its entry and no entry is without its
+        # movement (each loan: its creation, then one entry per payment), and they
+        # reconcile with every loan.
+        ledger = ledger_service_pb2_grpc.LedgerServiceStub(writer.channel)
+        for loan_id, payments in by_loan.items():
+            entries = ledger.ListJournalEntries(
+                ledger_service_pb2.ListJournalEntriesRequest(loan_id=loan_id, page_size=1000),
+                timeout=RPC_TIMEOUT_S,
+            ).entries
+            assert [(e.kind, e.payment_id) for e in entries] == [
+                (ledger_service_pb2.JOURNAL_ENTRY_KIND_LOAN_CREATED, 0),
+                *((ledger_service_pb2.JOURNAL_ENTRY_KIND_PAYMENT, p.id) for p in payments),
+            ]
+        books = ledger.VerifyBooks(ledger_service_pb2.VerifyBooksRequest(), timeout=RPC_TIMEOUT_S)
+        assert (books.agree, books.loans_checked) == (True, len(loans)), books
     finally:
         writer.close()
 
