@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loanbilling", description="Loan billing engine served over gRPC."
     )
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the gRPC API until SIGTERM/SIGINT")
     add_flags(serve, *(f.name for f in fields(Settings)))
@@ -81,6 +82,19 @@ def _parser() -> argparse.ArgumentParser:
         "--output", default="-", help="file to write the CSV to; default: standard output"
     )
     return parser
+
+
+def _version() -> str:
+    """The package's version and the contract (protobuf package) it serves."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from microfin.loanbilling.v1 import loan_service_pb2
+
+    try:
+        release = version("loanbilling")
+    except PackageNotFoundError:  # run from a checkout without installing
+        release = "unknown"
+    return f"loanbilling {release} (contract {loan_service_pb2.DESCRIPTOR.package})"
 
 
 def _date(text: str) -> dt.date:

@@ -129,11 +129,40 @@ def _parse_bool(raw: str | bool) -> bool:
     raise ValueError(raw)
 
 
+# What each setting does, one line each: the flags' --help.
+HELP: dict[str, str] = {
+    "listen": "host:port to serve gRPC on (\"localhost\" binds 127.0.0.1 and ::1)",
+    "database_url": "sqlite:///FILE (embedded, no setup) or postgresql://user@host/db",
+    "time_zone": "IANA time zone whose calendar date is the business date",
+    "log_level": "DEBUG, INFO, WARNING or ERROR",
+    "db_pool_size": "database connections, and the worker threads that use them",
+    "shutdown_grace_s": "seconds in-flight calls get to finish after SIGTERM/SIGINT",
+    "health_interval_s": "seconds between the database checks behind the health service",
+    "sweep_interval_s": "seconds between delinquency sweeps inside serve; 0 turns them off",
+    "sweep_batch_size": "loans per sweep transaction",
+    "reminder_days": "days before a due date that a 'payment due soon' reminder goes out (0-6)",
+    "stream_heartbeat_s": "seconds of silence after which a notification stream sends a heartbeat",
+    "amqp_url": "RabbitMQ to relay every event to (amqp://user:password@host:5672/vhost)",
+    "amqp_exchange": "the durable topic exchange the relay publishes to",
+    "tls_cert_file": "the server's TLS certificate chain (PEM)",
+    "tls_key_file": "the server's TLS private key (PEM)",
+    "tls_client_ca_file": "CA that client certificates must be signed by (mutual TLS)",
+    "plaintext": "serve plaintext on a non-loopback address (behind a TLS proxy or a mesh)",
+    "auth_tokens_file": 'JSON file of bearer tokens and roles: {"tokens": [...]}',
+    "auth_tokens": "the same JSON given in the variable itself",
+    "metrics_listen": "host:port for Prometheus metrics over HTTP; empty: not served",
+    "log_format": "text (for people) or json (one object a line, for log collectors)",
+    "default_deadline_s": "seconds a unary call may take when the client set no deadline",
+    "max_concurrent_streams": "HTTP/2 streams (calls and open streams) per connection",
+}
+
+
 def add_flags(parser: argparse.ArgumentParser, *names: str) -> None:
     """Adds --flag options for the named settings; unset flags fall back to the environment."""
     by_name = {f.name: f for f in fields(Settings)}
     for name in names:
         field = by_name[name]
+        flag_help = f"{HELP[name]} (default: ${ENV_PREFIX}{name.upper()} or {field.default!r})"
         if isinstance(field.default, bool):
             parser.add_argument(
                 "--" + name.replace("_", "-"),
@@ -141,12 +170,7 @@ def add_flags(parser: argparse.ArgumentParser, *names: str) -> None:
                 action="store_const",
                 const=True,
                 default=None,
-                help=f"default: ${ENV_PREFIX}{name.upper()} or {field.default!r}",
+                help=flag_help,
             )
             continue
-        parser.add_argument(
-            "--" + name.replace("_", "-"),
-            dest=name,
-            default=None,
-            help=f"default: ${ENV_PREFIX}{name.upper()} or {field.default!r}",
-        )
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=flag_help)

@@ -35,7 +35,7 @@ from loanbilling.api.loan_servicer import LoanServicer
 from loanbilling.api.malformed import add_tolerant
 from loanbilling.api.notification_servicer import NotificationServicer
 from loanbilling.clock import BusinessClock
-from loanbilling.config import Settings
+from loanbilling.config import ENV_PREFIX, Settings
 from loanbilling.events.hub import EventHub
 from loanbilling.events.listener import listen
 from loanbilling.events.relay import AmqpRelay
@@ -278,7 +278,10 @@ def _listen(server: grpc.aio.Server, settings: Settings) -> int:
             )
         return server.add_insecure_port(settings.listen)
     except RuntimeError as error:  # grpcio's way of saying the port is taken or invalid
-        raise OSError(f"cannot listen on {settings.listen}: {error}") from None
+        raise OSError(
+            f"cannot listen on {settings.listen}: {error}; choose another address with "
+            f"--listen or {ENV_PREFIX}LISTEN (e.g. --listen 127.0.0.1:50161)"
+        ) from None
 
 
 def _tls_credentials(settings: Settings) -> grpc.ServerCredentials:

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from loanbilling.config import HELP
 from tests.e2e.processes import (
     ServerProcess,
     clean_env,
@@ -38,6 +39,7 @@ def test_grpcurl_list_shows_every_service(served):
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",
         "microfin.loanbilling.v1.AnalyticsService",
+        "microfin.loanbilling.v1.LedgerService",
         "microfin.loanbilling.v1.LoanService",
         "microfin.loanbilling.v1.NotificationService",
     ]
@@ -50,6 +52,7 @@ def test_grpcurl_list_shows_every_service(served):
         "microfin.loanbilling.v1.LoanService",
         "microfin.loanbilling.v1.NotificationService",
         "microfin.loanbilling.v1.AnalyticsService",
+        "microfin.loanbilling.v1.LedgerService",
     ],
 )
 def test_health_check_answers_serving(served, service):
@@ -117,3 +120,28 @@ def test_environment_settings_apply_and_flags_win(tmp_path):
         done = grpcurl("-plaintext", server.address, "list")
         assert done.returncode == 0, done.stderr
         assert server.stop() == 0, server.log()
+
+
+def test_a_taken_port_is_refused_naming_the_flag(served, tmp_path):
+    url = f"sqlite:///{tmp_path}/loanbilling.db"
+    migrate(url, cwd=tmp_path)
+    done = run_cli("serve", "--database-url", url, "--listen", served.address, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"cannot listen on {served.address}" in done.stderr
+    assert "--listen or LOANBILLING_LISTEN" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_version_and_help_say_what_each_flag_does():
+    done = run_cli("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("loanbilling ")
+    assert "(contract microfin.loanbilling.v1)" in done.stdout
+    helped = run_cli("serve", "--help")
+    assert helped.returncode == 0, helped.stderr
+    text = " ".join(helped.stdout.split())  # argparse wraps the lines
+    for name, says in HELP.items():
+        assert f"--{name.replace('_', '-')}" in text, name
+        assert " ".join(says.split()) in text, name
+    for command in ("migrate", "sweep", "verify-books", "export-journal"):
+        assert run_cli(command, "--help").returncode == 0, command
