@@ -19,8 +19,9 @@ answers each with one JSON line on stdout:
   {"op": "exit"}
 
 Payment state (installments left per loan) lives here across runs, so later
-phases keep paying valid amounts on the same loans, and PayOffLoan (one call
-per loan, its exact payoff amount) never sends a loan twice.
+phases keep paying valid amounts on the same loans, PayOffLoan (one call
+per loan, its exact payoff amount) never sends a loan twice, and ReversePayment
+(one call per loan, its middle payment) never sends a payment twice.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class Client:
         self.loans = loan_service_pb2_grpc.LoanServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
         self.left: dict[int, int] = {}  # installments left to pay, per loan
+        self.reversal_sent: set[int] = set()  # payments ReversePayment was sent, ever
         self.keys = itertools.count()
         self.run_id = uuid.uuid4().hex[:8]
         self.stop = asyncio.Event()
@@ -143,6 +145,8 @@ class Client:
             return self._pay_hot(spec)
         if rpc == "pay_off":
             return self._pay_off(spec)
+        if rpc == "reverse":
+            return self._reverse(spec)
         raise ValueError(f"unknown rpc {rpc!r}")
 
     def _init_left(self, lo: int, hi: int, weeks: int, paid: int) -> list[int]:
@@ -257,6 +261,55 @@ class Client:
                 or answer.payment.outstanding_amount_after != 0
             ):
                 raise WrongAnswer(f"loan {loan_id}: {answer}")
+
+        return once
+
+    def _reverse(self, spec: dict):
+        """Each call reverses the payment of week `week` of the next loan never sent
+        before (callers share one queue), its id computed from the seeded layout:
+        first_payment_id + (loan - lo) x paid + (week - 1). The answer must be that
+        payment, reversed and settling nothing, the loan owing `outstanding_after`
+        and ACTIVE: anything else is a WRONG_ANSWER."""
+        lo, hi = spec["loans"]
+        first, paid, week = spec["first_payment_id"], spec["paid"], spec["week"]
+        expected = spec["outstanding_after"]
+
+        def payment_of(loan_id: int) -> int:
+            return first + (loan_id - lo) * paid + (week - 1)
+
+        # Every slice of an interleaved measurement builds the workload anew.
+        queue = collections.deque(
+            i for i in range(lo, hi + 1) if payment_of(i) not in self.reversal_sent
+        )
+        active = resources_pb2.LOAN_STATUS_ACTIVE
+
+        async def once():
+            if not queue:
+                raise Exhausted
+            loan_id = queue.popleft()
+            payment_id = payment_of(loan_id)
+            # Sent once whatever the outcome: a payment found already reversed (a
+            # FAILED_PRECONDITION) would be a fault of the bench, and counts as an error.
+            self.reversal_sent.add(payment_id)
+            answer = await self.loans.ReversePayment(
+                loan_service_pb2.ReversePaymentRequest(
+                    payment_id=payment_id,
+                    reason="bench: transfer bounced",
+                    idempotency_key=f"bench-reverse-{self.run_id}-{next(self.keys)}",
+                ),
+                timeout=CALL_TIMEOUT_S,
+            )
+            p = answer.payment
+            if (
+                answer.replayed
+                or p.id != payment_id
+                or p.loan_id != loan_id
+                or not p.reversed
+                or list(p.settled_week_numbers)
+                or answer.outstanding_amount != expected
+                or answer.status != active
+            ):
+                raise WrongAnswer(f"payment {payment_id} of loan {loan_id}: {answer}")
 
         return once
 

@@ -360,7 +360,12 @@ class Bench:
             self._stage_a()
             self.log(f"seeding stage B: {s.total_loans:,} loans")
             seeder.seed_large(
-                s.pay_loans, s.hot_loans, s.payoff_loans, s.total_loans, s.filler_weeks
+                s.pay_loans,
+                s.hot_loans,
+                s.payoff_loans,
+                s.reverse_loans,
+                s.total_loans,
+                s.filler_weeks,
             )
             self.db_loans = self.layout.loans
             checked += seeder.verify()
@@ -467,6 +472,7 @@ class Bench:
         pay = self.group("pay")
         pay_spec = {"rpc": "pay", "loans": pay.ids(), "weeks": pay.weeks}
         payoff = self.group("payoff")
+        reverse = self.group("reverse")
         group = [("health", "Health/Check no-op (large)", {"rpc": "health"})]
         if "reads" in self.sections:
             group += self._reads("large")
@@ -492,6 +498,18 @@ class Bench:
                     },
                 ),
                 (
+                    "reverse_payment",
+                    f"ReversePayment, payment {seed.REVERSED_WEEK} of {reverse.paid} (middle)",
+                    {
+                        "rpc": "reverse",
+                        "loans": reverse.ids(),
+                        "first_payment_id": reverse.first_payment_id,
+                        "paid": reverse.paid,
+                        "week": seed.REVERSED_WEEK,
+                        "outstanding_after": seed.REVERSE_OUTSTANDING_AFTER,
+                    },
+                ),
+                (
                     "create_loan",
                     "CreateLoan, 50 weeks",
                     {
@@ -513,6 +531,15 @@ class Bench:
                 self.log(
                     f"PayOffLoan ran out of its {payoff.count:,} loans: "
                     "raise payoff_calls_per_s in bench/sizes.py"
+                )
+            details["reverse_group_loans"] = reverse.count
+            reversed_, checked = seed.verify_reversals(self.admin, reverse, self.today)
+            details["reverse_payments_reversed_after"] = reversed_
+            details["reverse_loans_verified_after"] = checked
+            if self.results["phases"]["reverse_payment"]["exhausted"]:
+                self.log(
+                    f"ReversePayment ran out of its {reverse.count:,} loans: "
+                    "raise reverse_calls_per_s in bench/sizes.py"
                 )
             hot = self.group("hot")
             self.measure(
@@ -851,7 +878,9 @@ def main(argv: list[str] | None = None) -> int:
         filler_weeks=args.filler_weeks,
         streams=args.streams,
     )
-    needed = size.small_loans + size.pay_loans + size.hot_loans + size.payoff_loans
+    needed = (
+        size.small_loans + size.pay_loans + size.hot_loans + size.payoff_loans + size.reverse_loans
+    )
     if size.total_loans < needed:
         print(f"--loans: the workloads need {needed:,} loans or more", file=sys.stderr)
         return 2

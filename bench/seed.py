@@ -23,6 +23,9 @@ Stage B (grown to `total_loans`):
   payoff   10 weeks, started 22 days ago, weeks 1-3 paid one by one on their due
            dates: ACTIVE, nothing missed; FULL payoff interest, so each loan's
            payoff amount is its outstanding, 7 x 110,000 (PayOffLoan, once each)
+  reverse  the payoff group's shape, loans of their own: ReversePayment reverses
+           each loan's middle payment (week 2's) once; the week-3 payment then
+           settles week 2, and the loan owes 8 x 110,000, ACTIVE (week 3 missed)
   filler   `filler_weeks` weeks, started 8 days to (weeks - 1) weeks ago, one
            payment of every installment due so far (80 %), all but one (15 %)
            or all but two (5 %, stored ACTIVE: the next sweep turns them
@@ -37,13 +40,14 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import psycopg2
 from sqlalchemy.engine import make_url
 
 from loanbilling.domain.events import EventKind, NewEvent, creation_events, delinquent_event
+from loanbilling.domain.history import PaymentRecord, reallocate
 from loanbilling.domain.loan import (
     LoanStatus,
     LoanTerms,
@@ -62,6 +66,15 @@ RATE_BPS = 1000
 # INSTALLMENT x (PAYOFF_WEEKS - PAYOFF_PAID) under FULL payoff interest).
 PAYOFF_WEEKS = 10
 PAYOFF_PAID = 3
+# The `reverse` group: the same shape; ReversePayment reverses the payment of this
+# week (the middle one of three), so the later one is re-allocated.
+REVERSE_WEEKS = PAYOFF_WEEKS
+REVERSE_PAID = PAYOFF_PAID
+REVERSED_WEEK = 2
+# What the loan owes after that reversal, and its status then (week 3, due
+# yesterday, is missed: one installment, below the threshold of 2).
+REVERSE_OUTSTANDING_AFTER = INSTALLMENT * (REVERSE_WEEKS - (REVERSE_PAID - 1))
+REVERSE_STATUS_AFTER = "ACTIVE"
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOANBILLING = Path(sys.executable).parent / "loanbilling"
 
@@ -144,6 +157,9 @@ class Group:
     # For groups of one shape; None for the filler, whose start varies per loan.
     start: dt.date | None = None
     paid: int | None = None
+    # Uniform groups with payments: the id of loan `lo`'s first payment; loan l's
+    # payment of week w is first_payment_id + (l - lo) * paid + (w - 1).
+    first_payment_id: int | None = None
 
     @property
     def count(self) -> int:
@@ -151,6 +167,10 @@ class Group:
 
     def ids(self) -> list[int]:
         return [self.lo, self.hi]
+
+    def payment_id(self, loan_id: int, week: int) -> int:
+        assert self.first_payment_id is not None and self.paid and 1 <= week <= self.paid
+        return self.first_payment_id + (loan_id - self.lo) * self.paid + (week - 1)
 
 
 @dataclass
@@ -233,7 +253,9 @@ class Seeder:
         self._finish()
         self.timings["seed_small_s"] = time.perf_counter() - t0
 
-    def seed_large(self, pay: int, hot: int, payoff: int, total: int, filler_weeks: int) -> None:
+    def seed_large(
+        self, pay: int, hot: int, payoff: int, reverse: int, total: int, filler_weeks: int
+    ) -> None:
         t0 = time.perf_counter()
         t = self.today
         lo = self.layout.loans + 1
@@ -243,7 +265,7 @@ class Seeder:
             Group("hot", lo + pay, lo + pay + hot - 1, 50, start, 0),
         ]
         cbase = self.layout.customers + 1
-        self._customers(cbase, cbase + pay + hot + payoff - 1)
+        self._customers(cbase, cbase + pay + hot + payoff + reverse - 1)
         for g in groups:
             self._uniform_group(g, customer_sql=f"{cbase - lo} + g", history=True)
         # Week PAYOFF_PAID fell due yesterday, the next one is due in 6 days: ACTIVE.
@@ -256,7 +278,20 @@ class Seeder:
             customer_sql=f"{cbase - lo} + g",
             history=False,
         )
-        filler_lo = payoff_lo + payoff
+        reverse_lo = payoff_lo + payoff
+        self._uniform_group(
+            Group(
+                "reverse",
+                reverse_lo,
+                reverse_lo + reverse - 1,
+                REVERSE_WEEKS,
+                payoff_start,
+                REVERSE_PAID,
+            ),
+            customer_sql=f"{cbase - lo} + g",
+            history=False,
+        )
+        filler_lo = reverse_lo + reverse
         if total >= filler_lo:
             self._filler(Group("filler", filler_lo, total, filler_weeks))
         self._finish()
@@ -344,7 +379,7 @@ class Seeder:
         self._run(statements)
         self.layout.payments += g.count * g.paid
         self.layout.loans = max(self.layout.loans, g.hi)
-        self.layout.groups[g.name] = g
+        self.layout.groups[g.name] = replace(g, first_payment_id=pay_base) if g.paid else g
 
     def _events(self, g: Group, terms: LoanTerms, history: bool) -> list[tuple[str, dict]]:
         """LOAN_CREATED; for a delinquent group, what daily sweeps would have written."""
@@ -470,7 +505,16 @@ class Seeder:
                 # The one amount PayOffLoan will send for each of these loans.
                 payoff = INSTALLMENT * (g.weeks - g.paid) if g.name == "payoff" else None
                 for loan_id in range(g.lo, g.hi + 1, step):
-                    _verify_loan(cur, loan_id, self.today, filler=g.name == "filler", payoff=payoff)
+                    _verify_loan(
+                        cur,
+                        loan_id,
+                        self.today,
+                        filler=g.name == "filler",
+                        payoff=payoff,
+                        reverse=g.payment_id(loan_id, REVERSED_WEEK)
+                        if g.name == "reverse"
+                        else None,
+                    )
                     checked += 1
         self.conn.rollback()
         return checked
@@ -496,9 +540,17 @@ def missed_event(terms: LoanTerms, at: Position, week: int):
 
 
 def _verify_loan(
-    cur, loan_id: int, today: dt.date, *, filler: bool, payoff: int | None = None
+    cur,
+    loan_id: int,
+    today: dt.date,
+    *,
+    filler: bool,
+    payoff: int | None = None,
+    reverse: int | None = None,
 ) -> None:
-    """`payoff`: the payoff amount the loan must be quoted today (the `payoff` group)."""
+    """`payoff`: the payoff amount the loan must be quoted today (the `payoff` group).
+    `reverse`: the payment ReversePayment will reverse (the `reverse` group); the
+    live history without it must leave the loan owing REVERSE_OUTSTANDING_AFTER."""
     cur.execute(
         "SELECT principal_amount, interest_rate_bps, weeks, start_date, currency_code, "
         "delinquency_threshold, interest_amount, total_amount, weekly_payment, paid_count, "
@@ -548,8 +600,9 @@ def _verify_loan(
         "FROM payments WHERE loan_id = %s ORDER BY id",
         (loan_id,),
     )
+    rows = cur.fetchall()
     paid, last_date = 0, None
-    for payment_id, amount, on, first, last, *after_it in cur.fetchall():
+    for payment_id, amount, on, first, last, *after_it in rows:
         outstanding_after, status_after, principal_part, interest_part, kind, waived, after = (
             after_it
         )
@@ -575,6 +628,93 @@ def _verify_loan(
     if payoff is not None:
         quote = payoff_quote(terms, paid, today)
         assert (quote.payoff_amount, quote.waived_interest_amount) == (payoff, 0), loan_id
+    if reverse is not None:
+        assert reverse in {row[0] for row in rows}, (loan_id, reverse)
+        records = [PaymentRecord(row[0], row[2], row[1], live=row[0] != reverse) for row in rows]
+        left = reallocate(terms, records)
+        after = Position(terms, left[-1].allocation.paid_amount_after if left else 0, today)
+        assert (after.outstanding_amount, after.status.value) == (
+            REVERSE_OUTSTANDING_AFTER,
+            REVERSE_STATUS_AFTER,
+        ), (loan_id, after)
+
+
+def verify_reversals(conn, g: Group, today: dt.date, per_group: int = 12) -> tuple[int, int]:
+    """After ReversePayment ran on the `reverse` group: (loans whose payment of
+    REVERSED_WEEK is reversed, loans checked). A sample of them is checked against
+    the domain's live history: the reversed payment settles nothing and carries its
+    reversal; every live payment has the weeks, split and paid amount after that
+    `reallocate` gives it, the installments follow them, and the loan row holds
+    the live A, c(A), T - A, latest live date, status and history version 1, with
+    one PAYMENT_REVERSED event. No other workload touches these payments."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT loan_id FROM payments WHERE loan_id BETWEEN %s AND %s "
+            "AND reversal_date IS NOT NULL ORDER BY loan_id",
+            (g.lo, g.hi),
+        )
+        loans = [row[0] for row in cur.fetchall()]
+        sample = loans[:: max(1, len(loans) // per_group)]
+        for loan_id in sample:
+            _verify_reversed(cur, g, loan_id, today)
+    conn.rollback()
+    return len(loans), len(sample)
+
+
+def _verify_reversed(cur, g: Group, loan_id: int, today: dt.date) -> None:
+    target = g.payment_id(loan_id, REVERSED_WEEK)
+    terms = terms_for(g.weeks, g.start)
+    cur.execute(
+        "SELECT id, amount, payment_date, first_week, last_week, principal_amount, "
+        "interest_amount, paid_amount_after, reversal_date, reversal_key, "
+        "reversal_outstanding_after, reversal_status_after "
+        "FROM payments WHERE loan_id = %s ORDER BY id",
+        (loan_id,),
+    )
+    rows = {row[0]: row for row in cur.fetchall()}
+    reversed_ = [pid for pid, row in rows.items() if row[8] is not None]
+    assert reversed_ == [target], (loan_id, reversed_)
+    t = rows[target]
+    assert t[4] == t[3] - 1, (loan_id, "the reversed payment still settles weeks")
+    assert (t[8], t[10], t[11]) == (today, REVERSE_OUTSTANDING_AFTER, REVERSE_STATUS_AFTER), t
+    assert t[9] is not None, loan_id
+    records = [PaymentRecord(pid, row[2], row[1], live=row[8] is None) for pid, row in rows.items()]
+    live = reallocate(terms, records)
+    weeks: dict[int, tuple[dt.date, int]] = {}
+    for move in live:
+        row, a = rows[move.payment.id], move.allocation
+        stored = (row[3], row[4], row[5], row[6], row[7])
+        expected = (a.first_week, a.last_week, a.principal_amount, a.interest_amount)
+        assert stored == (*expected, a.paid_amount_after), (loan_id, move.payment.id, stored)
+        for week in a.settled_week_numbers:
+            weeks[week] = (move.payment.payment_date, move.payment.id)
+    cur.execute(
+        "SELECT week_number, paid_date, payment_id FROM installments WHERE loan_id = %s "
+        "ORDER BY week_number",
+        (loan_id,),
+    )
+    for week, paid_date, payment_id in cur.fetchall():
+        assert (paid_date, payment_id) == weeks.get(week, (None, None)), (loan_id, week)
+    paid = live[-1].allocation.paid_amount_after if live else 0
+    now = Position(terms, paid, today)
+    cur.execute(
+        "SELECT paid_amount, paid_count, outstanding_amount, last_payment_date, status, "
+        "history_version FROM loans WHERE id = %s",
+        (loan_id,),
+    )
+    assert cur.fetchone() == (
+        paid,
+        terms.installments_covered(paid),
+        now.outstanding_amount,
+        max((m.payment.payment_date for m in live), default=None),
+        now.status.value,
+        1,
+    ), loan_id
+    cur.execute(
+        "SELECT count(*) FROM events WHERE loan_id = %s AND kind = %s AND payment_id = %s",
+        (loan_id, EventKind.PAYMENT_REVERSED.value, target),
+    )
+    assert cur.fetchone()[0] == 1, loan_id
 
 
 def vacuum(url: str, table: str = "") -> None:

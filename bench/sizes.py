@@ -23,6 +23,8 @@ class Size:
     # PayOffLoan: one loan per call, never reused: payoff_loans (below) holds this
     # many calls per second of the workload's slices, warm-ups included.
     payoff_calls_per_s: int
+    # ReversePayment: likewise one loan (its middle payment) per call: reverse_loans.
+    reverse_calls_per_s: int
     total_loans: int
     filler_weeks: int
     # Load.
@@ -36,14 +38,23 @@ class Size:
     def small_loans(self) -> int:
         return self.read_loans + 2 * self.history_loans
 
-    @property
-    def payoff_loans(self) -> int:
-        """Loans of the `payoff` group: enough for `payoff_calls_per_s` throughout the
-        interleaved slices, plus one in flight per caller."""
+    def _one_shot_loans(self, calls_per_s: int) -> int:
+        """Loans for a workload that uses up one loan per call: enough for `calls_per_s`
+        throughout the interleaved slices, plus one in flight per caller."""
         slot = max(self.duration_s / INTERLEAVED_ROUNDS, 0.2)
         warmup = min(self.warmup_s, INTERLEAVED_WARMUP_MAX_S)
         seconds = INTERLEAVED_ROUNDS * (warmup + slot)
-        return math.ceil(self.payoff_calls_per_s * seconds) + self.concurrency
+        return math.ceil(calls_per_s * seconds) + self.concurrency
+
+    @property
+    def payoff_loans(self) -> int:
+        """Loans of the `payoff` group (PayOffLoan, one call each)."""
+        return self._one_shot_loans(self.payoff_calls_per_s)
+
+    @property
+    def reverse_loans(self) -> int:
+        """Loans of the `reverse` group (ReversePayment of one payment each)."""
+        return self._one_shot_loans(self.reverse_calls_per_s)
 
     def with_overrides(self, **changes) -> Size:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -56,6 +67,7 @@ TINY = Size(
     pay_loans=60,
     hot_loans=20,
     payoff_calls_per_s=800,
+    reverse_calls_per_s=800,
     total_loans=2_000,
     filler_weeks=10,
     streams=20,
@@ -72,6 +84,7 @@ DEFAULT = Size(
     pay_loans=600,
     hot_loans=100,
     payoff_calls_per_s=2_000,
+    reverse_calls_per_s=2_000,
     total_loans=100_000,
     filler_weeks=10,
     streams=1_000,
@@ -88,6 +101,7 @@ FULL = Size(
     pay_loans=3_000,
     hot_loans=300,
     payoff_calls_per_s=2_000,
+    reverse_calls_per_s=2_000,
     total_loans=1_000_000,
     filler_weeks=10,
     streams=1_000,

@@ -39,6 +39,7 @@ PHASES = {
     "payoff_quote_large",
     "make_payment",
     "pay_off_loan",
+    "reverse_payment",
     "make_payment_hot",
     "create_loan",
     "list_payments",
@@ -64,7 +65,12 @@ def test_tiny_bench_prints_the_table_and_writes_the_json(tmp_path):
     assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-5000:]}"
     for heading in ("| workload", "| measure", "| target (one run)"):
         assert heading in done.stdout
-    for label in ("Health/Check no-op", "MakePayment, many loans", "CreateLoan, 50 weeks"):
+    for label in (
+        "Health/Check no-op",
+        "MakePayment, many loans",
+        "CreateLoan, 50 weeks",
+        "ReversePayment, payment 2 of 3",
+    ):
         assert label in done.stdout
 
     results = json.loads(out.read_text())
@@ -94,6 +100,14 @@ def test_tiny_bench_prints_the_table_and_writes_the_json(tmp_path):
     assert not payoff["exhausted"]
     assert details["payoff_quotes_checked"] > 0
     assert payoff["calls"] <= details["payoff_loans_paid_after"] < details["payoff_group_loans"]
+    # ReversePayment: one payment per call, never sent twice (a second reversal of one
+    # would be an error above), the group sized not to run out, and a sample of the
+    # reversed loans checked against the domain's live history afterwards.
+    reverse = results["phases"]["reverse_payment"]
+    assert not reverse["exhausted"]
+    assert reverse["calls"] <= details["reverse_payments_reversed_after"]
+    assert details["reverse_payments_reversed_after"] < details["reverse_group_loans"]
+    assert details["reverse_loans_verified_after"] > 0
     probe = results["phases"]["make_payment_probe_streams"]["probe"]
     assert probe["delivered"] == probe["payments"] > 0
     assert results["layout"]["loans"] == results["size"]["total_loans"]
