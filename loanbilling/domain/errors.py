@@ -91,6 +91,15 @@ class AlreadyExists(DomainError):
 
     reason = "IDEMPOTENCY_KEY_REUSED"
 
+    @classmethod
+    def key_reused(cls, key: str, what: str) -> AlreadyExists:
+        """The refusal of a key already used for another request: it names nothing
+        of that request (its loan may not be the caller's)."""
+        return cls(
+            f"idempotency_key {key!r} was already used for another request; "
+            f"a new {what} needs a new key"
+        )
+
 
 class StorageError(Exception):
     """A failure of the storage underneath, in the project's own terms: storage

@@ -159,10 +159,7 @@ def check_reversal_retry(
         or reason != reversal.reason
         or (reversal_date is not None and reversal_date != reversal.on)
     ):
-        raise AlreadyExists(
-            f"idempotency_key {reversal.idempotency_key!r} was already used for another "
-            "request; a new reversal needs a new key"
-        )
+        raise AlreadyExists.key_reused(reversal.idempotency_key, "reversal")
 
 
 def decide_reversal(

@@ -107,11 +107,7 @@ class Payment:
             or amount != self.amount
             or (payment_date is not None and payment_date != self.payment_date)
         ):
-            # Names nothing of that request: its loan may not be the caller's.
-            raise AlreadyExists(
-                f"idempotency_key {self.idempotency_key!r} was already used for another "
-                "request; a new payment needs a new key"
-            )
+            raise AlreadyExists.key_reused(self.idempotency_key, "payment")
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,7 +180,4 @@ def check_write_off_retry(
         or reason != write_off.reason
         or (write_off_date is not None and write_off_date != write_off.on)
     ):
-        raise AlreadyExists(
-            f"idempotency_key {write_off.idempotency_key!r} was already used for another "
-            "request; a new write-off needs a new key"
-        )
+        raise AlreadyExists.key_reused(write_off.idempotency_key, "write-off")
