@@ -79,19 +79,28 @@ def walkthrough_steps(text: str | None = None) -> list[Step]:
     return steps
 
 
-def sweep_cli_example(text: str | None = None) -> tuple[list[str], dict]:
-    """The `loanbilling sweep` example of "Events and notifications", run on the
-    walkthrough's database: its arguments (after `loanbilling`, the comment
-    dropped) and the JSON line it prints."""
+def cli_example(command: str, text: str | None = None) -> tuple[list[str], str]:
+    """The first example of `loanbilling COMMAND` after the walkthrough, run on the
+    walkthrough's database: its arguments (after `loanbilling`, a comment
+    dropped) and the ```text block it prints."""
     text = README.read_text() if text is None else text
     blocks = [(m.group(1).strip(), m.group(2)) for m in FENCE.finditer(text, text.index(END))]
     for (info, body), (next_info, output) in pairwise(blocks):
-        if info == "sh" and body.startswith("loanbilling sweep"):
+        words = shlex.split(body.split("#", 1)[0]) if info == "sh" else []
+        if words[:2] == ["loanbilling", command]:
             if next_info != "text":
-                raise ValueError("README.md: the sweep example's output is not a ```text block")
-            words = shlex.split(body.split("#", 1)[0])
-            return words[1:], json.loads(output)
-    raise ValueError("README.md: no `loanbilling sweep` example after the walkthrough")
+                raise ValueError(
+                    f"README.md: the {command} example's output is not a ```text block"
+                )
+            return words[1:], output
+    raise ValueError(f"README.md: no `loanbilling {command}` example after the walkthrough")
+
+
+def sweep_cli_example(text: str | None = None) -> tuple[list[str], dict]:
+    """The `loanbilling sweep` example of "Events and notifications": its arguments
+    and the JSON line it prints."""
+    args, output = cli_example("sweep", text)
+    return args, json.loads(output)
 
 
 def _lines(text: str) -> list[str]:

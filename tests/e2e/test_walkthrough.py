@@ -4,8 +4,11 @@ outputs are read from README.md itself, so the two cannot drift apart."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +24,9 @@ from tests.e2e.processes import (
 )
 
 SERVICE = "microfin.loanbilling.v1.LoanService"
+LEDGER = "microfin.loanbilling.v1.LedgerService"
+ACCOUNTING = Path(__file__).resolve().parents[2] / "docs" / "accounting.md"
+DEBIT_NORMAL = {"LOAN_PORTFOLIO", "CASH", "WRITE_OFF_EXPENSE"}
 
 
 def test_readme_walkthrough_is_complete():
@@ -44,6 +50,9 @@ def test_readme_walkthrough_is_complete():
     for rpc in (
         "microfin.loanbilling.v1.NotificationService/StreamNotifications",
         "microfin.loanbilling.v1.AnalyticsService/GetPortfolioSummary",
+        f"{LEDGER}/GetTrialBalance",
+        f"{LEDGER}/ListJournalEntries",
+        f"{LEDGER}/VerifyBooks",
     ):
         assert rpc in rpcs, f"the README walkthrough lost its {rpc} step"
     kinds = {step.kind for step in steps}
@@ -165,7 +174,119 @@ def test_readme_walkthrough(empty_database_url, tmp_path):
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == printed
 
+        _check_the_books(server, empty_database_url, tmp_path)
+
         assert server.stop() == 0, server.log()
+
+
+def _check_the_books(server: ServerProcess, database_url: str, cwd: Path) -> None:
+    """README, "The books" and "Ledger and accounting", and docs/accounting.md: what
+    the walkthrough's journal implies beyond the outputs shown."""
+    shown = _ledger(server, "GetTrialBalance", {"as_of": _date(2026, 3, 18)})
+    # Nothing is dated after 2026-03-18: today's trial balance is the one shown.
+    today = _ledger(server, "GetTrialBalance", {})
+    assert {**today, "as_of": shown["as_of"]} == shown
+    # The refused calls, the replays and the sweeps posted nothing: one entry per
+    # movement, each balanced.
+    entries = _ledger(server, "ListJournalEntries", {"page_size": 100})["entries"]
+    kinds: dict[str, list[str]] = {}
+    for entry in entries:
+        kinds.setdefault(entry["loan_id"], []).append(
+            entry["kind"].removeprefix("JOURNAL_ENTRY_KIND_")
+        )
+        debits = sum(int(line.get("debit_amount", 0)) for line in entry["lines"])
+        credits = sum(int(line.get("credit_amount", 0)) for line in entry["lines"])
+        assert debits == credits > 0, entry
+    assert kinds == {
+        "1": ["LOAN_CREATED", "PAYMENT", "PAYMENT", "PAYMENT"],
+        "2": ["LOAN_CREATED", "PAYMENT", "PAYOFF"],
+        "3": ["LOAN_CREATED", "PAYMENT", "REVERSAL", "PAYMENT"],
+        "4": ["LOAN_CREATED", "WRITE_OFF", "RECOVERY"],
+    }
+    # The next page of loan 3's entries: the payment made again, the last one.
+    page = _ledger(
+        server, "ListJournalEntries", {"loan_id": 3, "page_size": 3, "page_token": "azE6MTA="}
+    )
+    assert [(e["id"], e["kind"], e["payment_id"]) for e in page["entries"]] == [
+        ("11", "JOURNAL_ENTRY_KIND_PAYMENT", "7")
+    ]
+    assert "next_page_token" not in page
+    # At 2026-01-13 the journal still counts payment 6 (reversed on 01-14); the
+    # loan reads of that date do not.
+    before = _ledger(server, "GetTrialBalance", {"as_of": _date(2026, 1, 13)})
+    assert _balances(before) == {
+        "LOAN_PORTFOLIO": 19_800_000,
+        "CASH": -19_780_000,
+        "INTEREST_INCOME": 20_000,
+        "WRITE_OFF_EXPENSE": 0,
+        "RECOVERY_INCOME": 0,
+    }
+    loan_3 = _call(server, "GetOutstanding", {"loan_id": 3, "as_of": _date(2026, 1, 13)})
+    assert loan_3["outstanding_amount"] == "5500000"
+
+    # The ledger commands' examples, on the walkthrough's database.
+    args, printed = readme.cli_example("verify-books")
+    done = run_cli(*args, "--database-url", database_url, env=clean_env(), cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == json.loads(printed)
+    args, printed = readme.cli_example("export-journal")
+    done = run_cli(*args, "--database-url", database_url, env=clean_env(), cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == printed.splitlines()
+    # docs/accounting.md shows the same March.
+    assert _accounting_csv_sample() == printed.splitlines()
+    # docs/accounting.md's pivot: an export from before the first start to a date,
+    # summed by account, is the trial balance at that date.
+    done = run_cli(
+        "export-journal",
+        "--from",
+        "2000-01-01",
+        "--to",
+        "2026-03-18",
+        "--database-url",
+        database_url,
+        env=clean_env(),
+        cwd=cwd,
+    )
+    assert done.returncode == 0, done.stderr
+    pivot: dict[str, list[int]] = {}
+    for row in csv.DictReader(io.StringIO(done.stdout)):
+        assert row["currency_code"] == "IDR"
+        sums = pivot.setdefault(row["account"], [0, 0])
+        sums[0] += int(row["debit_amount"])
+        sums[1] += int(row["credit_amount"])
+    assert {
+        line["account"].removeprefix("ACCOUNT_"): [
+            int(line.get("debit_total", 0)),
+            int(line.get("credit_total", 0)),
+        ]
+        for line in shown["lines"]
+    } == pivot
+    assert {
+        account: debit - credit if account in DEBIT_NORMAL else credit - debit
+        for account, (debit, credit) in pivot.items()
+    } == _balances(shown)
+
+
+def _balances(trial: dict) -> dict[str, int]:
+    return {
+        line["account"].removeprefix("ACCOUNT_"): int(line.get("balance", 0))
+        for line in trial["lines"]
+    }
+
+
+def _accounting_csv_sample() -> list[str]:
+    """The CSV block of docs/accounting.md (its header line first)."""
+    for match in readme.FENCE.finditer(ACCOUNTING.read_text()):
+        if match.group(1).strip() == "text" and match.group(2).startswith("entry_id,"):
+            return match.group(2).splitlines()
+    raise AssertionError("docs/accounting.md: no CSV sample")
+
+
+def _ledger(server: ServerProcess, rpc: str, request: dict) -> dict:
+    done = grpcurl("-plaintext", "-d", json.dumps(request), server.address, f"{LEDGER}/{rpc}")
+    assert done.returncode == 0, f"{rpc}: {done.stderr}"
+    return json.loads(done.stdout)
 
 
 def _date(year: int, month: int, day: int) -> dict:
