@@ -123,7 +123,9 @@ class LedgerService:
         checked, found = 0, []
         after = 0
         while True:
-            with self.storage.reading() as uow:
+            # One snapshot a batch: a payment committing between the reads of a
+            # loan's state and of its entries would look like a difference.
+            with self.storage.reading(consistent=True) as uow:
                 batch = uow.journal.loan_books(after, batch_size)
             if not batch:
                 break
@@ -131,7 +133,7 @@ class LedgerService:
                 found += books.differences()
             checked += len(batch)
             after = batch[-1].loan.id
-        with self.storage.reading() as uow:
+        with self.storage.reading(consistent=True) as uow:
             for code, account, entries_net, totals_net in uow.journal.totals_differences():
                 found.append(Difference(0, account, entries_net, totals_net, code))
         return BooksReport(checked, found)

@@ -109,6 +109,18 @@ def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
 
 
 @contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction whose statements all see one snapshot: for reads
+    that combine present state from several statements (reconciling the books),
+    where a write committing in between would show a difference that is not
+    there. PostgreSQL: REPEATABLE READ; SQLite: a read transaction (WAL)."""
+    with engine.connect() as conn, conn.begin():
+        if is_postgresql(engine):  # before any query of the transaction
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield conn
+
+
+@contextmanager
 def autocommit(engine: Engine) -> Iterator[Connection]:
     """PostgreSQL: a connection on which every statement commits as it returns.
 

@@ -180,8 +180,10 @@ class Storage(Protocol):
     """The unit-of-work factory the services are given, plus the set-based work
     that runs in the database (sweep, portfolio) in bounded statements of its own."""
 
-    def reading(self) -> AbstractContextManager[UnitOfWork]:
-        """Reads only; on PostgreSQL in autocommit (one round trip per read)."""
+    def reading(self, *, consistent: bool = False) -> AbstractContextManager[UnitOfWork]:
+        """Reads only; on PostgreSQL in autocommit (one round trip per read).
+        `consistent`: every read sees one snapshot (a read-only repeatable-read
+        transaction), for reads that combine present state from several statements."""
 
     def writing(self, *, optimistic: bool) -> AbstractContextManager[UnitOfWork]:
         """A write. `optimistic`: the storage may read without locks and write a

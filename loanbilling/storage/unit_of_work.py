@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine
 
 from loanbilling.domain.portfolio import PortfolioFigures
 from loanbilling.storage import portfolio, sweep
-from loanbilling.storage.database import WRITE_OPTION, autocommit, transaction
+from loanbilling.storage.database import WRITE_OPTION, autocommit, snapshot, transaction
 from loanbilling.storage.errors import translated
 from loanbilling.storage.interfaces import SweepBatch
 from loanbilling.storage.journal import SqlJournal
@@ -56,8 +56,9 @@ class SqlStorage:
         self.one_statement = one_statement
 
     @contextmanager
-    def reading(self) -> Iterator[SqlUnitOfWork]:
-        with translated(), transaction(self.engine, write=False) as conn:
+    def reading(self, *, consistent: bool = False) -> Iterator[SqlUnitOfWork]:
+        reads = snapshot(self.engine) if consistent else transaction(self.engine, write=False)
+        with translated(), reads as conn:
             yield SqlUnitOfWork(conn, locking=False, one_statement=False)
 
     @contextmanager

@@ -12,16 +12,18 @@ import datetime as dt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select, text, update
+from sqlalchemy import event, func, select, text, update
 
 from loanbilling.domain.errors import DomainError
 from loanbilling.domain.journal import ACCOUNTS, Account, EntryKind
 from loanbilling.domain.loan import PayoffInterest, PrepaymentPolicy
 from loanbilling.domain.payment import accepted_amounts
+from loanbilling.services.billing import BillingService
 from loanbilling.services.ledger import LedgerService
 from loanbilling.storage.journal import TRIAL_BALANCE
 from loanbilling.storage.posting import COLUMN
 from loanbilling.storage.tables import journal_entries, ledger_totals, loans
+from loanbilling.storage.unit_of_work import sql_storage
 from tests.conftest import START
 from tests.support.generated_loans import empty_database
 
@@ -243,3 +245,26 @@ def test_any_history_reconciles(billing, ledger, engine, clock, data):
                 ).where(journal_entries.c.entry_date <= on)
             ).one()
             assert [line.debit_total - line.credit_total for line in trial.lines] == list(sums)
+
+
+def test_a_payment_during_reconciliation_is_no_difference(billing, ledger, engine, clock):
+    """A payment that commits between VerifyBooks' read of the loans and its read of
+    their entries: the reconciliation reads one snapshot, so it sees the payment
+    in both or in neither."""
+    loan = canonical(billing)
+    clock.current = START + 2 * WEEK
+    rival = BillingService(sql_storage(engine), clock)
+    paid = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        if "FROM journal_entries" in statement and "GROUP BY" in statement and not paid:
+            paid.append(rival.make_payment(loan_id=loan.id, amount=110_000, idempotency_key="p"))
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        report = ledger.verify_books()
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+    assert paid
+    assert (report.loans_checked, report.differences) == (1, [])
+    assert ledger.verify_books().agree
