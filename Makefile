@@ -44,3 +44,14 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) loanbilling.db*
+
+## ts-client: the TypeScript client in clients/typescript: `npm ci` (again only when
+## package-lock.json changes), TypeScript from proto/ into src/gen/ (buf + ts-proto),
+## then tsc into dist/; run it with `node clients/typescript/dist/demo.js ADDRESS`
+TS_CLIENT := clients/typescript
+.PHONY: ts-client
+$(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+ts-client: $(TS_CLIENT)/node_modules/.installed
+	cd $(TS_CLIENT) && npm run --silent build
