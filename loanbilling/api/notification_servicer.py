@@ -8,9 +8,10 @@ from microfin.loanbilling.v1 import notification_service_pb2 as api
 from microfin.loanbilling.v1 import notification_service_pb2_grpc
 
 from loanbilling.api.auth import Role
+from loanbilling.api.blocking import run_blocking
 from loanbilling.api.edge import OPEN, Edge, streaming
 from loanbilling.contract.events import event_kinds_from_pb, event_to_pb
-from loanbilling.domain.errors import Refusals
+from loanbilling.domain.errors import InvalidArgument, NotFound, Refusals
 from loanbilling.domain.events import DELINQUENCY_KINDS, EventFilter
 from loanbilling.events.hub import EventHub, Heartbeat, HubClosed
 
@@ -33,6 +34,7 @@ class NotificationServicer(notification_service_pb2_grpc.NotificationServiceServ
             loan_id=request.loan_id or None,
             customer_id=request.customer_id or None,
         )
+        await self._check_subjects(only)
         try:
             async for item in self.hub.subscribe(request.after_sequence, only, self.heartbeat_s):
                 if isinstance(item, Heartbeat):
@@ -50,4 +52,28 @@ class NotificationServicer(notification_service_pb2_grpc.NotificationServiceServ
                         "sequence received",
                     )
                 )
+            )
+
+    async def _check_subjects(self, only: EventFilter) -> None:
+        """Refuses, before streaming, a filter that names a loan or a customer that
+        does not exist (NOT_FOUND, as every other call answers) or a loan of
+        another customer than the one named: either would wait forever for an
+        event that cannot come. One read by primary key, on the RPC workers."""
+        if only.loan_id is None and only.customer_id is None:
+            return
+        owner, customer_known = await run_blocking(
+            self.hub.executor,
+            self.hub.outbox.filter_subjects,
+            loan_id=only.loan_id,
+            customer_id=only.customer_id,
+        )
+        if only.loan_id is not None and owner is None:
+            raise NotFound("loan", only.loan_id)
+        if not customer_known:
+            raise NotFound("customer", only.customer_id)
+        if only.loan_id is not None and only.customer_id is not None and owner != only.customer_id:
+            raise InvalidArgument.of(
+                "customer_id",
+                f"loan {only.loan_id} is customer {owner}'s, not customer {only.customer_id}'s: "
+                "the stream would match no event; name the loan alone, or its customer",
             )

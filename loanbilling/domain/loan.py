@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
+from collections.abc import Container
 from dataclasses import dataclass, replace
 
 from loanbilling.domain.errors import AlreadyExists, InvalidArgument, OutOfRange, Refusals
@@ -52,10 +53,28 @@ class InstallmentStatus(enum.Enum):
     PAID = "PAID"
 
 
-def check_currency_code(refusals: Refusals, code: str, field_name: str = "currency_code") -> None:
-    """A currency is an ISO 4217 code: three capital letters."""
-    if not CURRENCY_CODE.fullmatch(code):
-        refusals.add(field_name, f"{code!r} is not an ISO 4217 code of three capital letters")
+def check_currency_code(
+    refusals: Refusals,
+    code: str,
+    field_name: str = "currency_code",
+    *,
+    known: Container[str] | None = None,
+) -> None:
+    """A currency is a code of the ISO 4217 list. The domain holds no copy of the
+    list: the caller gives it as `known` (the services give the maintained one,
+    `services.currencies.ISO_4217`); without it only the shape, three capital
+    letters, is checked."""
+    if CURRENCY_CODE.fullmatch(code) and (known is None or code in known):
+        return
+    shown = repr(code) if len(code) <= 16 else f"{code[:16]!r}..."
+    upper = code.upper()
+    if upper != code and (
+        upper in known if known is not None else CURRENCY_CODE.fullmatch(upper)
+    ):
+        hint = f": codes are written in capital letters, e.g. {upper!r}"
+    else:
+        hint = ", e.g. IDR, USD"
+    refusals.add(field_name, f"{shown} is not an ISO 4217 currency code{hint}")
 
 
 def check_read_date(terms: LoanTerms, on: dt.date) -> None:
@@ -145,8 +164,10 @@ class LoanTerms:
         delinquency_threshold: int = DEFAULT_DELINQUENCY_THRESHOLD,
         prepayment_policy: PrepaymentPolicy = PrepaymentPolicy.DUE_ONLY,
         payoff_interest: PayoffInterest = PayoffInterest.FULL,
+        currencies: Container[str] | None = None,
     ) -> LoanTerms:
-        """Checks every rule on loan inputs; raises InvalidArgument naming each bad field."""
+        """Checks every rule on loan inputs; raises InvalidArgument naming each bad
+        field. `currencies`: the ISO 4217 codes (see check_currency_code)."""
         refusals = Refusals()
         principal_ok = 0 < principal_amount <= INT64_MAX
         weeks_ok = 1 <= weeks <= MAX_WEEKS
@@ -160,7 +181,7 @@ class LoanTerms:
                 "interest_rate_bps",
                 f"must be between 0 and {MAX_RATE_BPS} basis points (1000 = 10.00 %)",
             )
-        check_currency_code(refusals, currency_code)
+        check_currency_code(refusals, currency_code, known=currencies)
         if delinquency_threshold < 1:
             refusals.add("delinquency_threshold", "must be 1 or more")
         if weeks_ok and start_date > dt.date.max - dt.timedelta(days=DAYS_PER_WEEK * weeks):

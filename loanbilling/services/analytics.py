@@ -7,9 +7,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from loanbilling.clock import BusinessClock
-from loanbilling.domain.errors import Refusals
-from loanbilling.domain.loan import DEFAULT_CURRENCY, check_currency_code
+from loanbilling.domain.loan import DEFAULT_CURRENCY
 from loanbilling.domain.portfolio import PortfolioFigures
+from loanbilling.services.currencies import check_currency
 from loanbilling.storage.interfaces import Storage
 
 
@@ -33,8 +33,6 @@ class AnalyticsService:
         Amounts of different currencies are never added, so one call covers one currency.
         """
         code = currency_code or DEFAULT_CURRENCY
-        refusals = Refusals()
-        check_currency_code(refusals, code)
-        refusals.raise_if_any()
+        check_currency(code)
         as_of = as_of or self.clock.today()
         return PortfolioSummary(as_of, code, self.storage.portfolio(as_of, code))

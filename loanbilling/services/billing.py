@@ -33,6 +33,7 @@ from loanbilling.domain.payment import Payment, PaymentDecision, PaymentKind, de
 from loanbilling.domain.payoff import PayoffQuote, decide_payoff, payoff_quote
 from loanbilling.domain.write_off import check_write_off_retry, decide_write_off
 from loanbilling.services import pagination
+from loanbilling.services.currencies import ISO_4217
 from loanbilling.storage.interfaces import Storage, UnitOfWork
 
 MAX_KEY_LENGTH = 128
@@ -75,14 +76,30 @@ class Page(Generic[ItemT]):
 
 
 def _check_key(field_name: str, key: str, *, required: bool) -> str | None:
+    """An idempotency key, as sent: 1 to MAX_KEY_LENGTH printable characters,
+    neither blank nor with whitespace around it (keys are compared exactly, so
+    " " and "   " or "k" and "k " would be different keys). None: no key given
+    (only where `required` is false)."""
     if not key:
         if required:
             raise InvalidArgument.of(
-                field_name, "is required: a unique key per payment, reused only to retry it"
+                field_name, "is required: a unique key per request, reused only to retry it"
             )
         return None
+    if not key.strip():
+        raise InvalidArgument.of(
+            field_name,
+            "is blank: send a unique key of printable characters (e.g. a UUID)"
+            + ("" if required else ", or none at all"),
+        )
     if len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise InvalidArgument.of(field_name, f"must be 1 to {MAX_KEY_LENGTH} printable characters")
+    if key != key.strip():
+        raise InvalidArgument.of(
+            field_name,
+            "must not begin or end with spaces: keys are compared exactly, so send it "
+            "without them, the same way on every retry",
+        )
     return key
 
 
@@ -192,6 +209,7 @@ class BillingService:
             ),
             prepayment_policy=prepayment_policy or PrepaymentPolicy.DUE_ONLY,
             payoff_interest=payoff_interest or PayoffInterest.FULL,
+            currencies=ISO_4217,
         )
         key = _check_key("request_id", request_id, required=False)
 
@@ -252,6 +270,10 @@ class BillingService:
         before_id = pagination.decode_token(page_token)
         today = self.clock.today()
         with self.storage.reading() as uow:
+            # A customer that does not exist is NOT_FOUND, as an unknown loan is
+            # for ListPayments, not an empty page: one read by its key.
+            if customer_id and uow.customers.get(customer_id) is None:
+                raise NotFound("customer", customer_id)
             loans = uow.loans.list(
                 customer_id=customer_id or None, status=status, before_id=before_id, limit=limit + 1
             )

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from loanbilling.clock import BusinessClock
-from loanbilling.domain.errors import InvalidArgument, NotFound, Refusals
+from loanbilling.domain.errors import InvalidArgument, NotFound
 from loanbilling.domain.journal import (
     ACCOUNTS,
     Difference,
@@ -17,9 +17,10 @@ from loanbilling.domain.journal import (
     TrialBalance,
     TrialBalanceLine,
 )
-from loanbilling.domain.loan import DEFAULT_CURRENCY, check_currency_code
+from loanbilling.domain.loan import DEFAULT_CURRENCY
 from loanbilling.services import pagination
 from loanbilling.services.billing import Page
+from loanbilling.services.currencies import check_currency
 from loanbilling.storage.interfaces import Storage
 
 RECONCILE_BATCH = 1000
@@ -97,12 +98,11 @@ class LedgerService:
         """Each account's totals over the entries dated on or before `as_of`
         (default today), in one currency: the one named, else the only one the
         books hold (IDR when they hold none)."""
+        if currency_code:
+            check_currency(currency_code)
         as_of = as_of or self.clock.today()
         with self.storage.reading() as uow:
             if currency_code:
-                refusals = Refusals()
-                check_currency_code(refusals, currency_code)
-                refusals.raise_if_any()
                 code = currency_code
             else:
                 held = uow.journal.currencies(as_of)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import fields
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, exists, select
 
 from loanbilling.domain.events import Event, EventFilter, EventKind, NewEvent
-from loanbilling.storage.tables import event_sequence, events
+from loanbilling.storage.tables import customers, event_sequence, events, loans
 
 # The outbox row as a writer fills it: every field of NewEvent, and the time it
 # was written. The one definition that the payment, loan and sweep writes use.
@@ -65,3 +65,23 @@ def events_after(
         if only.customer_id is not None:
             query = query.where(events.c.customer_id == only.customer_id)
     return [event_from_row(row) for row in conn.execute(query)]
+
+
+def filter_subjects(
+    conn: Connection, loan_id: int | None, customer_id: int | None
+) -> tuple[int | None, bool]:
+    """What a stream's filter names, in one read by primary key: the customer of
+    loan `loan_id` (None: no such loan, or none named), and whether customer
+    `customer_id` exists (True when none is named)."""
+    columns = []
+    if loan_id is not None:
+        columns.append(
+            select(loans.c.customer_id).where(loans.c.id == loan_id).scalar_subquery()
+        )
+    if customer_id is not None:
+        columns.append(exists().where(customers.c.id == customer_id))
+    if not columns:
+        return None, True
+    row = list(conn.execute(select(*columns)).one())
+    owner = row.pop(0) if loan_id is not None else None
+    return owner, bool(row[0]) if customer_id is not None else True

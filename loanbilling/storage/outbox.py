@@ -50,6 +50,17 @@ class Outbox:
                 only=only,
             )
 
+    def filter_subjects(
+        self, *, loan_id: int | None, customer_id: int | None
+    ) -> tuple[int | None, bool]:
+        """For a stream's filter: the customer of loan `loan_id` (None: no such
+        loan, or none named), and whether customer `customer_id` exists (True when
+        none is named). One read by primary key (event_store.filter_subjects)."""
+        with translated():
+            return in_transaction(
+                self.engine, event_store.filter_subjects, loan_id, customer_id
+            )
+
     def number_all(self, *, origin: str = ANONYMOUS) -> Numbered:
         """Numbers every pending event (loanbilling.storage.numbering)."""
         with translated():
