@@ -93,7 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated sections to run: reads,history,unary,streams,sweep (default all)",
+        help="comma-separated sections to run: reads,history,unary,ledger,streams,sweep "
+        "(default all)",
     )
     return parser
 
@@ -151,6 +152,7 @@ class Bench:
             "reads",
             "history",
             "unary",
+            "ledger",
             "streams",
             "sweep",
         }
@@ -374,6 +376,8 @@ class Bench:
             self.results["seed_timings_s"] = {k: round(v, 2) for k, v in seeder.timings.items()}
             self.results["database"] = seed.database_size(self.url)
             self._stage_b()
+            if self._ledger():
+                self._verify_books()
             if self.args.profile:
                 self._profile(self.args.profile)
         finally:
@@ -446,6 +450,7 @@ class Bench:
         group = [("health_small", "Health/Check no-op (small)", {"rpc": "health"})]
         if "reads" in self.sections:
             group += self._reads("small")
+        group += self._trial_balance("small")
         self.measure_interleaved(group)
         if "history" in self.sections:
             one, all_ = self.group("paid1"), self.group("paid520")
@@ -484,6 +489,7 @@ class Bench:
                     {"rpc": "payoff_quote", "ids": self._unpaid_loans()},
                 )
             )
+        group += self._trial_balance("large")
         if "unary" in self.sections:
             group += [
                 ("make_payment", "MakePayment, many loans", pay_spec),
@@ -561,6 +567,120 @@ class Bench:
             self._streams(pay_spec)
         if "sweep" in self.sections:
             self._sweep(pay_spec)
+
+    # The ledger
+
+    def _ledger(self) -> bool:
+        """Whether the ledger section runs: asked for, and the schema has a journal."""
+        if "ledger" not in self.sections:
+            return False
+        if not self.layout.journal:
+            if not self.results["details"].get("ledger_skipped"):
+                self.log("ledger: this schema has no journal (a commit before 2b7b521): skipped")
+            self.results["details"]["ledger_skipped"] = True
+            return False
+        return True
+
+    def _trial_balance(self, stage: str) -> list[tuple[str, str, dict]]:
+        """GetTrialBalance at the business date, no currency named (the books' one),
+        as a workload of the stage's interleaved group; first its answer is checked
+        against the entries, and what its statements read is recorded."""
+        if not self._ledger():
+            return []
+        from microfin.loanbilling.v1 import ledger_service_pb2, ledger_service_pb2_grpc
+
+        from bench import journal
+
+        channel = grpc.insecure_channel(self.server.address)
+        try:
+            answer = ledger_service_pb2_grpc.LedgerServiceStub(channel).GetTrialBalance(
+                ledger_service_pb2.GetTrialBalanceRequest(), timeout=60
+            )
+        finally:
+            channel.close()
+        with self.admin.cursor() as cur:
+            expected = journal.trial_balance_from_entries(cur, self.today, "IDR")
+            plans = journal.explain_trial_balance(cur, self.today, "IDR")
+            entries, totals = journal.totals_agree(cur)
+        got = {
+            ledger_service_pb2.Account.Name(line.account).removeprefix("ACCOUNT_"): (
+                line.debit_total,
+                line.credit_total,
+            )
+            for line in answer.lines
+        }
+        if (
+            got != expected
+            or answer.currency_code != "IDR"
+            or answer.debit_total != answer.credit_total
+            or answer.debit_total != sum(debit for debit, _ in expected.values())
+        ):
+            raise RuntimeError(
+                f"GetTrialBalance ({stage}): {answer}, the entries sum to {expected}"
+            )
+        details = self.results["details"]
+        details[f"trial_balance_{stage}_journal_entries"] = entries
+        details[f"trial_balance_{stage}_ledger_totals_rows"] = totals
+        details[f"trial_balance_{stage}_relations_read"] = ",".join(
+            sorted({r for plan in plans.values() for r in plan["relations"]})
+        )
+        details[f"trial_balance_{stage}_rows_read"] = sum(p["rows_read"] for p in plans.values())
+        details[f"trial_balance_{stage}_shared_buffers"] = sum(
+            p["shared_buffers"] for p in plans.values()
+        )
+        details[f"trial_balance_{stage}_db_ms"] = round(
+            sum(p["execution_ms"] for p in plans.values()), 2
+        )
+        self.results.setdefault("explain", {})[f"trial_balance_{stage}"] = plans
+        self.log(
+            f"GetTrialBalance ({stage}) checked against {entries:,} entries; its statements "
+            f"read {details[f'trial_balance_{stage}_rows_read']:,} rows of "
+            f"{details[f'trial_balance_{stage}_relations_read']} ({totals:,} rows)"
+        )
+        workloads = [
+            (
+                f"trial_balance_{stage}",
+                f"GetTrialBalance, business date ({stage})",
+                {"rpc": "trial_balance"},
+            )
+        ]
+        if stage == "large":
+            # The currency named: the totals' statement alone, without the books' currencies.
+            workloads.append(
+                (
+                    "trial_balance_idr_large",
+                    "GetTrialBalance, business date, IDR named (large)",
+                    {"rpc": "trial_balance", "currency_code": "IDR"},
+                )
+            )
+        return workloads
+
+    def _verify_books(self) -> None:
+        """VerifyBooks after every workload: the seeded journal and every posting the
+        server made since agree with the loans, and the totals with the entries."""
+        from microfin.loanbilling.v1 import ledger_service_pb2, ledger_service_pb2_grpc
+
+        self.log("VerifyBooks")
+        channel = grpc.insecure_channel(self.server.address)
+        try:
+            t0 = time.perf_counter()
+            answer = ledger_service_pb2_grpc.LedgerServiceStub(channel).VerifyBooks(
+                ledger_service_pb2.VerifyBooksRequest(), timeout=3600
+            )
+            elapsed = time.perf_counter() - t0
+        finally:
+            channel.close()
+        details = self.results["details"]
+        details["books_loans_checked"] = answer.loans_checked
+        details["books_differences"] = len(answer.differences)
+        details["books_agree"] = answer.agree
+        details["verify_books_s"] = round(elapsed, 2)
+        if answer.differences:
+            self.results["books_differences_sample"] = [str(d) for d in answer.differences[:20]]
+        self.log(
+            f"VerifyBooks: {answer.loans_checked:,} loans in {elapsed:.1f} s, "
+            f"{len(answer.differences)} differences"
+        )
 
     # Streams
 
@@ -802,6 +922,7 @@ class Bench:
             ("get_outstanding", "GetOutstanding"),
             ("is_delinquent", "IsDelinquent"),
             ("get_loan", "GetLoan"),
+            ("trial_balance", "GetTrialBalance"),
         ):
             add(
                 f"{name} at {self.size.total_loans:,} loans / at {self.size.small_loans:,}",

@@ -30,6 +30,10 @@ Stage B (grown to `total_loans`):
            payment of every installment due so far (80 %), all but one (15 %)
            or all but two (5 %, stored ACTIVE: the next sweep turns them
            DELINQUENT), no events (as if imported); a customer has 4 loans.
+
+The journal (bench/journal.py), when the schema has one (migration 0006): every
+loan's creation entry at its start date and one entry per seeded payment, the
+amounts from loanbilling.domain.journal; ledger_totals summed from them.
 """
 
 from __future__ import annotations
@@ -181,6 +185,10 @@ class Layout:
     payments: int = 0
     events: int = 0
     loans: int = 0
+    # The journal: seeded when the schema has one (commit 2b7b521 on).
+    journal: bool = False
+    journal_entries: int = 0
+    ledger_totals: int = 0
 
     def to_json(self) -> dict:
         return {
@@ -189,6 +197,9 @@ class Layout:
             "customers": self.customers,
             "payments": self.payments,
             "events": self.events,
+            "journal": self.journal,
+            "journal_entries": self.journal_entries,
+            "ledger_totals": self.ledger_totals,
             "groups": {
                 name: {
                     **{k: v for k, v in asdict(g).items() if k not in ("start",)},
@@ -213,6 +224,11 @@ class Seeder:
                 cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - fixed names
                 if cur.fetchone()[0]:
                     raise RuntimeError(f"the database is not empty ({table} has rows)")
+            cur.execute("SELECT to_regclass('journal_entries') IS NOT NULL")
+            self.layout.journal = cur.fetchone()[0]
+        self.conn.rollback()
+        # The journal's ids: the next one to seed, and the first of this stage's.
+        self._next_entry = self._stage_entries = 1
 
     def close(self) -> None:
         self.conn.close()
@@ -234,6 +250,7 @@ class Seeder:
 
     def seed_small(self, read: int, history: int) -> None:
         t0 = time.perf_counter()
+        self._stage_entries = self._next_entry
         t = self.today
         groups = [
             Group("read", 1, read, 50, t - dt.timedelta(days=140), 18),
@@ -257,6 +274,7 @@ class Seeder:
         self, pay: int, hot: int, payoff: int, reverse: int, total: int, filler_weeks: int
     ) -> None:
         t0 = time.perf_counter()
+        self._stage_entries = self._next_entry
         t = self.today
         lo = self.layout.loans + 1
         start = t - dt.timedelta(days=7 * 51)
@@ -376,6 +394,14 @@ class Seeder:
                 )
             )
         statements += self._events(g, terms, history)
+        if self.layout.journal:
+            from bench import journal
+
+            sql, journal_params, per = journal.uniform_statement(
+                terms, g.paid, g.lo, g.hi, self._next_entry, pay_base
+            )
+            statements.append((sql, journal_params))
+            self._next_entry += g.count * per
         self._run(statements)
         self.layout.payments += g.count * g.paid
         self.layout.loans = max(self.layout.loans, g.hi)
@@ -472,15 +498,30 @@ class Seeder:
                 params,
             ),
         ]
+        if self.layout.journal:
+            from bench import journal
+
+            statements += journal.filler_statements(
+                terms_for(weeks, self.today), g.lo, g.hi, self._next_entry, pay_base
+            )
+            self._next_entry += 2 * g.count
         self._run(statements)
         self.layout.payments += g.count
         self.layout.loans = g.hi
         self.layout.groups[g.name] = g
 
     def _finish(self) -> None:
-        """Identity sequences past the seeded ids, the outbox head, fresh statistics."""
+        """The stage's ledger totals; identity sequences past the seeded ids, the outbox
+        head, fresh statistics."""
+        tables = ["customers", "loans", "payments", "events"]
+        if self.layout.journal:
+            from bench import journal
+
+            tables.append("journal_entries")
+            if self._next_entry > self._stage_entries:
+                self._run([journal.sum_totals_statement(self._stage_entries, self._next_entry - 1)])
         with self.conn.cursor() as cur:
-            for table in ("customers", "loans", "payments", "events"):
+            for table in tables:
                 cur.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                     f"GREATEST((SELECT max(id) FROM {table}), 1))"  # noqa: S608
@@ -491,6 +532,12 @@ class Seeder:
             )
             cur.execute("SELECT count(*) FROM payments")
             self.layout.payments = cur.fetchone()[0]
+            if self.layout.journal:
+                cur.execute("SELECT count(*), coalesce(max(id), 0) FROM journal_entries")
+                self.layout.journal_entries, last = cur.fetchone()
+                self._next_entry = last + 1
+                cur.execute("SELECT count(*) FROM ledger_totals")
+                self.layout.ledger_totals = cur.fetchone()[0]
         self.conn.commit()
         vacuum(self.url)
 
@@ -514,8 +561,14 @@ class Seeder:
                         reverse=g.payment_id(loan_id, REVERSED_WEEK)
                         if g.name == "reverse"
                         else None,
+                        journal=self.layout.journal,
                     )
                     checked += 1
+            if self.layout.journal:
+                from bench import journal
+
+                # Every entry's debits and credits are in the totals a trial balance reads.
+                journal.totals_agree(cur)
         self.conn.rollback()
         return checked
 
@@ -547,10 +600,12 @@ def _verify_loan(
     filler: bool,
     payoff: int | None = None,
     reverse: int | None = None,
+    journal: bool = False,
 ) -> None:
     """`payoff`: the payoff amount the loan must be quoted today (the `payoff` group).
     `reverse`: the payment ReversePayment will reverse (the `reverse` group); the
-    live history without it must leave the loan owing REVERSE_OUTSTANDING_AFTER."""
+    live history without it must leave the loan owing REVERSE_OUTSTANDING_AFTER.
+    `journal`: its entries must be the ones the domain posts for its history."""
     cur.execute(
         "SELECT principal_amount, interest_rate_bps, weeks, start_date, currency_code, "
         "delinquency_threshold, interest_amount, total_amount, weekly_payment, paid_count, "
@@ -618,6 +673,10 @@ def _verify_loan(
             assert (line[5], line[6]) == (on, payment_id), (loan_id, line[0])
         paid, last_date = paid + amount, on
     assert paid_amount == paid, loan_id
+    if journal:
+        from bench import journal as books
+
+        books.verify_loan(cur, loan_id, terms, [(r[0], r[1], r[2], r[7], r[8]) for r in rows], paid)
     assert terms.installments_covered(paid) == paid_count, loan_id
     assert last_date == last_payment_date, loan_id
     now = Position(terms, paid, today)
@@ -733,7 +792,9 @@ def database_size(url: str) -> dict:
             cur.execute("SELECT pg_database_size(current_database())")
             total = cur.fetchone()[0]
             sizes = {}
-            for table in ("loans", "installments", "payments", "events"):
+            cur.execute("SELECT to_regclass('journal_entries') IS NOT NULL")
+            ledger = ("journal_entries", "ledger_totals") if cur.fetchone()[0] else ()
+            for table in ("loans", "installments", "payments", "events", *ledger):
                 cur.execute("SELECT pg_total_relation_size(%s), count(*) FROM " + table, (table,))
                 size, count = cur.fetchone()
                 sizes[table] = {"rows": count, "bytes": size}

@@ -37,6 +37,9 @@ PHASES = {
     "is_delinquent_large",
     "get_loan_large",
     "payoff_quote_large",
+    "trial_balance_small",
+    "trial_balance_large",
+    "trial_balance_idr_large",
     "make_payment",
     "pay_off_loan",
     "reverse_payment",
@@ -70,6 +73,7 @@ def test_tiny_bench_prints_the_table_and_writes_the_json(tmp_path):
         "MakePayment, many loans",
         "CreateLoan, 50 weeks",
         "ReversePayment, payment 2 of 3",
+        "GetTrialBalance, business date",
     ):
         assert label in done.stdout
 
@@ -81,7 +85,7 @@ def test_tiny_bench_prints_the_table_and_writes_the_json(tmp_path):
         assert phase["p50_ms"] <= phase["p99_ms"], key
         assert phase["vs_noop"] is not None, key
     targets = results["targets"]
-    assert len(targets) == 16
+    assert len(targets) == 17
     assert all(t["value"] is not None for t in targets), targets
 
     details = results["details"]
@@ -108,6 +112,20 @@ def test_tiny_bench_prints_the_table_and_writes_the_json(tmp_path):
     assert reverse["calls"] <= details["reverse_payments_reversed_after"]
     assert details["reverse_payments_reversed_after"] < details["reverse_group_loans"]
     assert details["reverse_loans_verified_after"] > 0
+    # The journal: every seeded loan's entries, summed into ledger_totals; GetTrialBalance
+    # answered what the entries sum to (checked before each stage's measurement), its
+    # statements read ledger_totals only, and after every workload VerifyBooks found the
+    # seeded entries and the server's postings in agreement with every loan.
+    layout = results["layout"]
+    assert layout["journal"] and layout["journal_entries"] > layout["loans"]
+    assert 0 < layout["ledger_totals"] < layout["journal_entries"]
+    for stage in ("small", "large"):
+        assert details[f"trial_balance_{stage}_relations_read"] == "ledger_totals", stage
+        assert details[f"trial_balance_{stage}_rows_read"] > 0, stage
+    assert details["trial_balance_small_journal_entries"] < layout["journal_entries"]
+    assert details["books_agree"], results.get("books_differences_sample")
+    assert details["books_loans_checked"] >= layout["loans"]
+    assert results["database"]["tables"]["journal_entries"]["rows"] == layout["journal_entries"]
     probe = results["phases"]["make_payment_probe_streams"]["probe"]
     assert probe["delivered"] == probe["payments"] > 0
     assert results["layout"]["loans"] == results["size"]["total_loans"]
