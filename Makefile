@@ -3,20 +3,32 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two stamps, both redone when pyproject.toml changes: SERVE_STAMP once the
+# project and what serving needs are installed, plus grpcurl for the README's
+# walkthrough (pyproject's `grpcurl` extra; all that `make run` installs);
+# STAMP once the `dev` extra is too (tests, lint, bench, protoc: the other targets).
+SERVE_STAMP := $(VENV)/.installed-serve
+STAMP := $(VENV)/.installed-dev
 
 .PHONY: run test proto lint bench clean
 
-$(STAMP): pyproject.toml
+$(SERVE_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/pip install --quiet -e '.[grpcurl]'
+	touch $@
 
-## run: serve on 127.0.0.1:50051 with an SQLite file (migrated on start)
-run: $(STAMP)
+$(STAMP): $(SERVE_STAMP)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+## run: serve on ADDR (`loanbilling serve --listen`) with an SQLite file (migrated
+## on start); ADDR defaults to LOANBILLING_LISTEN, else localhost:50051 (127.0.0.1
+## and ::1); e.g. `make run ADDR=127.0.0.1:50161`
+ADDR ?= $(or $(LOANBILLING_LISTEN),localhost:50051)
+run: $(SERVE_STAMP)
 	$(BIN)/loanbilling migrate
-	$(BIN)/loanbilling serve
+	$(BIN)/loanbilling serve --listen '$(ADDR)'
 
 ## test: the whole suite, on SQLite and on the PostgreSQL at 127.0.0.1:5432
 test: $(STAMP)

@@ -34,6 +34,7 @@ from loanbilling.api.ledger_servicer import LedgerServicer
 from loanbilling.api.loan_servicer import LoanServicer
 from loanbilling.api.malformed import add_tolerant
 from loanbilling.api.notification_servicer import NotificationServicer
+from loanbilling.api.reflection import DocumentedPool
 from loanbilling.clock import BusinessClock
 from loanbilling.config import ENV_PREFIX, Settings
 from loanbilling.events.hub import EventHub
@@ -203,7 +204,9 @@ async def start(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME],
+        server,
+        pool=DocumentedPool(),
     )
     port = _listen(server, settings)
     # "liveness" answers SERVING while the process runs, whatever the database

@@ -1,7 +1,7 @@
 """The README walkthrough as data: grpcurl commands and the outputs they must give.
 
 Between `<!-- walkthrough:begin -->` and `<!-- walkthrough:end -->`, every
-fenced `sh` block is one grpcurl command against 127.0.0.1:50051, and the next
+fenced `sh` block is one grpcurl command against `$ADDR`, and the next
 fenced block is what it prints:
 
 - ```json      stdout, compared as JSON, equal;
@@ -27,7 +27,7 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[2] / "README.md"
 BEGIN = "<!-- walkthrough:begin -->"
 END = "<!-- walkthrough:end -->"
-README_ADDRESS = "127.0.0.1:50051"
+README_ADDRESS = "$ADDR"
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 KINDS = {"json", "json trimmed", "text", "json stream trimmed"}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,10 @@ from tests.e2e.processes import (
 )
 
 pytestmark = pytest.mark.timeout(120)
+
+LOAN_SERVICE_PROTO = (
+    Path(__file__).resolve().parents[2] / "proto/microfin/loanbilling/v1/loan_service.proto"
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +48,60 @@ def test_grpcurl_list_shows_every_service(served):
         "microfin.loanbilling.v1.LoanService",
         "microfin.loanbilling.v1.NotificationService",
     ]
+
+
+def _comment_above(proto: Path, declaration: str) -> list[str]:
+    """The `//` lines right above the line of `proto` that starts with `declaration`."""
+    lines = [line.strip() for line in proto.read_text().splitlines()]
+    at = next(i for i, line in enumerate(lines) if line.startswith(declaration))
+    comment = []
+    while lines[at - 1 - len(comment)].startswith("//"):
+        comment.insert(0, lines[at - 1 - len(comment)])
+    return comment
+
+
+def test_reflection_serves_the_protos_comments(served):
+    """`grpcurl describe` shows the documentation of proto/ (descriptors with source
+    info, generated/microfin/descriptor_set.binpb), and calls still resolve."""
+    comment = _comment_above(LOAN_SERVICE_PROTO, "rpc MakePayment(")
+    assert len(comment) > 1, comment
+    done = grpcurl(
+        "-plaintext", served.address, "describe", "microfin.loanbilling.v1.LoanService.MakePayment"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(
+        "microfin.loanbilling.v1.LoanService.MakePayment is a method:\n"
+    ), done.stdout
+    assert [line.strip() for line in done.stdout.splitlines()[1:-1]] == comment, done.stdout
+    assert "rpc MakePayment ( .microfin.loanbilling.v1.MakePaymentRequest )" in done.stdout
+
+    service = grpcurl(
+        "-plaintext", served.address, "describe", "microfin.loanbilling.v1.LoanService"
+    )
+    assert service.returncode == 0, service.stderr
+    assert "\n  // Pays exactly the amount of one or more" in service.stdout, service.stdout
+    # Files from outside proto/ (health, google.type) still resolve, without comments.
+    for symbol in ("grpc.health.v1.Health", "google.type.Date"):
+        other = grpcurl("-plaintext", served.address, "describe", symbol)
+        assert other.returncode == 0, other.stderr
+    unknown = grpcurl(
+        "-plaintext", served.address, "describe", "microfin.loanbilling.v1.LoanService.Nope"
+    )
+    assert unknown.returncode != 0
+    assert "Symbol not found" in unknown.stderr
+
+    # A call through reflection: grpcurl encodes the request from the served
+    # descriptors and decodes the error details (google.rpc) the same way.
+    call = grpcurl(
+        "-plaintext",
+        "-d",
+        json.dumps({"loan_id": 999999}),
+        served.address,
+        "microfin.loanbilling.v1.LoanService/GetLoan",
+    )
+    assert call.returncode != 0
+    assert "Code: NotFound" in call.stderr, call.stderr
+    assert "google.rpc.ErrorInfo" in call.stderr, call.stderr
 
 
 @pytest.mark.parametrize(
