@@ -31,7 +31,9 @@ run: $(SERVE_STAMP)
 	$(BIN)/loanbilling serve --listen '$(ADDR)'
 
 ## test: the whole suite, on SQLite and on the PostgreSQL at 127.0.0.1:5432
+## (first fetches promtool into .tools/ for the alerting rules' tests)
 test: $(STAMP)
+	bash scripts/fetch_promtool.sh || echo "make test: no promtool; its test skips"
 	$(BIN)/pytest
 
 ## proto: regenerate generated/ from proto/
@@ -45,7 +47,7 @@ bench: $(STAMP)
 
 ## lint: ruff, the layer contracts (import-linter), buf lint (STANDARD), buf breaking
 ## (FILE, against the commit in proto/BASELINE; BUF_BREAKING_AGAINST=<ref> for
-## another) and hadolint
+## another), hadolint and actionlint (.github/workflows)
 BUF_BREAKING_AGAINST ?=
 lint: $(STAMP)
 	$(BIN)/ruff check loanbilling tests bench
@@ -53,6 +55,7 @@ lint: $(STAMP)
 	bash scripts/buf_lint.sh $(BIN)/python
 	bash scripts/buf_breaking.sh $(BIN)/python $(BUF_BREAKING_AGAINST)
 	$(BIN)/hadolint Dockerfile
+	$(BIN)/actionlint
 
 clean:
 	rm -rf $(VENV) loanbilling.db*

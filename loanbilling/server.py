@@ -306,10 +306,13 @@ def _serve_metrics(settings: Settings, engine: Engine, hub: EventHub, relay) -> 
     """Prometheus metrics over HTTP on their own port; gauges read live values."""
     metrics.OPEN_STREAMS.set_function(lambda: hub.subscribers)
     metrics.OUTBOX_NEWEST.set_function(lambda: hub.last)
+    metrics.SWEEP_INTERVAL.set(settings.sweep_interval_s)
     if relay is not None:
         metrics.OUTBOX_RELAY_LAG.set_function(
             lambda: max(hub.last - relay.last_confirmed, 0) if relay.leading else 0
         )
+        metrics.OUTBOX_RELAY_ENABLED.set(1)
+        metrics.OUTBOX_RELAY_LEADING.set_function(lambda: int(relay.leading))
     pool = engine.pool
     if hasattr(pool, "checkedout"):
         metrics.DB_POOL_CHECKED_OUT.set_function(pool.checkedout)
@@ -329,6 +332,7 @@ def _count_sweep(report, seconds: float) -> None:
     metrics.SWEEPS.inc()
     metrics.SWEEP_DURATION.observe(seconds)
     metrics.SWEEP_EVENTS.inc(report.events_written)
+    metrics.SWEEP_LAST_SUCCESS.set_to_current_time()
 
 
 async def _sweep_periodically(

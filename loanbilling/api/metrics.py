@@ -23,11 +23,24 @@ SWEEP_DURATION = Histogram(
     buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800),
 )
 SWEEP_EVENTS = Counter("loanbilling_sweep_events", "Events written by sweeps")
+SWEEP_LAST_SUCCESS = Gauge(
+    "loanbilling_sweep_last_success_timestamp_seconds",
+    "When a sweep last completed in this process (Unix time; 0: none yet)",
+)
+SWEEP_INTERVAL = Gauge(
+    "loanbilling_sweep_interval_seconds", "Seconds between serve's own sweeps (0: it runs none)"
+)
 OPEN_STREAMS = Gauge("loanbilling_open_streams", "Notification streams open on this process")
 OUTBOX_NEWEST = Gauge("loanbilling_outbox_newest_sequence", "Newest event sequence seen here")
 OUTBOX_RELAY_LAG = Gauge(
     "loanbilling_outbox_relay_lag",
     "Newest event sequence minus the newest one the broker confirmed (relay leader only)",
+)
+OUTBOX_RELAY_ENABLED = Gauge(
+    "loanbilling_outbox_relay_enabled", "1 when this process runs the AMQP relay (an AMQP URL)"
+)
+OUTBOX_RELAY_LEADING = Gauge(
+    "loanbilling_outbox_relay_leading", "1 while this process is the replica relaying to the broker"
 )
 DB_POOL_CHECKED_OUT = Gauge("loanbilling_db_pool_checked_out", "Database connections in use")
 DB_POOL_SIZE = Gauge("loanbilling_db_pool_size", "Database connections the pool may hold")
