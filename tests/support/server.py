@@ -76,3 +76,7 @@ class ServerThread:
                 raise
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(30)
+        if not self._thread.is_alive():
+            # Its selector and self-pipe: three descriptors a server left open, until
+            # the suite ran out of the ones select() can watch.
+            self.loop.close()
