@@ -59,6 +59,11 @@ class Settings:
     default_deadline_s: float = 30.0
     # HTTP/2 streams (calls, open notification streams included) per connection.
     max_concurrent_streams: int = 2048
+    # Seconds after which the server asks a client connection to reconnect (HTTP/2
+    # GOAWAY, +-10 % jitter), so that clients spread onto new replicas; 0: never.
+    max_connection_age_s: float = 1800.0
+    # Seconds calls (streams included) still get on a connection asked to reconnect.
+    max_connection_age_grace_s: float = 30.0
 
     def __post_init__(self) -> None:
         try:
@@ -95,6 +100,10 @@ class Settings:
             raise ValueError("default_deadline_s must be more than 0")
         if self.max_concurrent_streams < 1:
             raise ValueError("max_concurrent_streams must be 1 or more")
+        if self.max_connection_age_s < 0:
+            raise ValueError("max_connection_age_s must be 0 (no limit) or more")
+        if self.max_connection_age_grace_s < 0:
+            raise ValueError("max_connection_age_grace_s must be 0 or more")
 
     @classmethod
     def load(
@@ -154,6 +163,10 @@ HELP: dict[str, str] = {
     "log_format": "text (for people) or json (one object a line, for log collectors)",
     "default_deadline_s": "seconds a unary call may take when the client set no deadline",
     "max_concurrent_streams": "HTTP/2 streams (calls and open streams) per connection",
+    "max_connection_age_s": "seconds before a client connection is asked to reconnect "
+    "(spreads clients onto new replicas); 0: never",
+    "max_connection_age_grace_s": "seconds the calls and streams of a connection asked to "
+    "reconnect still get",
 }
 
 

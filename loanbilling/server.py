@@ -8,7 +8,6 @@ import secrets
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -35,6 +34,7 @@ from loanbilling.api.loan_servicer import LoanServicer
 from loanbilling.api.malformed import add_tolerant
 from loanbilling.api.notification_servicer import NotificationServicer
 from loanbilling.api.reflection import DocumentedPool
+from loanbilling.api.tls import TlsFiles
 from loanbilling.clock import BusinessClock
 from loanbilling.config import ENV_PREFIX, Settings
 from loanbilling.events.hub import EventHub
@@ -92,7 +92,44 @@ class App:
     # The background threads' own connections and the hub's thread (see `start`).
     background_engine: Engine | None = None
     hub_worker: ThreadPoolExecutor | None = None
+    # What SIGHUP reloads (`reload`): the edge's token table and the TLS files.
+    edge: Edge | None = None
+    tls: TlsFiles | None = None
     _tasks: list[asyncio.Task] = field(default_factory=list)
+
+    def reload(self) -> None:
+        """SIGHUP: reads the token file and the TLS files again. New tokens apply to
+        the next calls, new certificates to the next connections; files that do not
+        pass their checks change nothing (an error is logged). Calls in flight go on."""
+        what = [
+            *(["the token file"] if self.settings.auth_tokens_file else []),
+            *(["the TLS files"] if self.tls is not None else []),
+        ]
+        log.info("SIGHUP: reloading %s", " and ".join(what) or "nothing (no token or TLS file)")
+        self._reload_tokens()
+        if self.tls is not None:
+            self.tls.reload()
+
+    def _reload_tokens(self) -> None:
+        path = self.settings.auth_tokens_file
+        if not path or self.edge is None:
+            if self.settings.auth_tokens:
+                log.info(
+                    "tokens not reloaded: %sAUTH_TOKENS is read at start only (restart, or "
+                    "use %sAUTH_TOKENS_FILE)",
+                    ENV_PREFIX,
+                    ENV_PREFIX,
+                )
+            return
+        try:
+            table = TokenTable.from_file(path)
+        except Exception as error:  # noqa: BLE001 - a bad file must not stop the server
+            log.error("tokens not reloaded, the previous ones stay in force: %s", error)
+            return
+        # Names and roles only: never a token.
+        changes = table.changes_from(self.edge.tokens)
+        self.edge.replace_tokens(table)
+        log.info("tokens reloaded from %s: %s", path, changes)
 
     async def stop(self, grace: float | None = None) -> None:
         grace = self.settings.shutdown_grace_s if grace is None else grace
@@ -178,9 +215,12 @@ async def start(
     )
 
     edge = Edge(_token_table(settings), default_deadline_s=settings.default_deadline_s)
-    server = grpc.aio.server(
-        options=[*SERVER_OPTIONS, ("grpc.max_concurrent_streams", settings.max_concurrent_streams)]
+    tls = (
+        TlsFiles(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
+        if settings.tls_cert_file
+        else None
     )
+    server = grpc.aio.server(options=_server_options(settings))
     add_tolerant(
         loan_service_pb2_grpc.add_LoanServiceServicer_to_server,
         LoanServicer(billing, sweeps, executor, edge),
@@ -208,7 +248,7 @@ async def start(
         server,
         pool=DocumentedPool(),
     )
-    port = _listen(server, settings)
+    port = _listen(server, settings, tls)
     # "liveness" answers SERVING while the process runs, whatever the database
     # does: a liveness probe must not restart every replica during an outage.
     await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
@@ -228,6 +268,8 @@ async def start(
         metrics_server,
         background_engine=background,
         hub_worker=hub_worker,
+        edge=edge,
+        tls=tls,
     )
     app._tasks += [
         asyncio.create_task(_watch_database(app), name="health"),
@@ -255,6 +297,20 @@ def _background_engine(engine: Engine, *, threads: int) -> Engine:
     return make_engine(engine.url.render_as_string(hide_password=False), pool_size=threads)
 
 
+def _server_options(settings: Settings) -> list[tuple[str, int]]:
+    options = [*SERVER_OPTIONS, ("grpc.max_concurrent_streams", settings.max_concurrent_streams)]
+    if settings.max_connection_age_s > 0:
+        # After about this age (gRPC adds +-10 % jitter) a connection gets GOAWAY: the
+        # client opens a new one, which its balancer may send to a newer replica. Its
+        # calls, streams included, get the grace period, then the connection closes
+        # (open streams end with UNAVAILABLE and resume elsewhere).
+        options += [
+            ("grpc.max_connection_age_ms", round(settings.max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", round(settings.max_connection_age_grace_s * 1000)),
+        ]
+    return options
+
+
 def _token_table(settings: Settings) -> TokenTable | None:
     if settings.auth_tokens_file:
         return TokenTable.from_file(settings.auth_tokens_file)
@@ -266,13 +322,13 @@ def _token_table(settings: Settings) -> TokenTable | None:
 LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
-def _listen(server: grpc.aio.Server, settings: Settings) -> int:
+def _listen(server: grpc.aio.Server, settings: Settings, tls: TlsFiles | None) -> int:
     """TLS when certificates are given; plaintext on loopback, or elsewhere only when
     asked for with `plaintext`."""
     host = settings.listen.rsplit(":", 1)[0]
     try:
-        if settings.tls_cert_file:
-            return server.add_secure_port(settings.listen, _tls_credentials(settings))
+        if tls is not None:
+            return server.add_secure_port(settings.listen, tls.credentials)
         if not settings.plaintext and host not in LOOPBACK:
             raise OSError(
                 f"refusing to serve plaintext on {settings.listen}: give --tls-cert-file and "
@@ -285,21 +341,6 @@ def _listen(server: grpc.aio.Server, settings: Settings) -> int:
             f"cannot listen on {settings.listen}: {error}; choose another address with "
             f"--listen or {ENV_PREFIX}LISTEN (e.g. --listen 127.0.0.1:50161)"
         ) from None
-
-
-def _tls_credentials(settings: Settings) -> grpc.ServerCredentials:
-    def read(path: str) -> bytes:
-        try:
-            return Path(path).read_bytes()
-        except OSError as error:
-            raise OSError(f"cannot read {path}: {error.strerror}") from None
-
-    client_ca = read(settings.tls_client_ca_file) if settings.tls_client_ca_file else None
-    return grpc.ssl_server_credentials(
-        [(read(settings.tls_key_file), read(settings.tls_cert_file))],
-        root_certificates=client_ca,
-        require_client_auth=client_ca is not None,
-    )
 
 
 def _serve_metrics(settings: Settings, engine: Engine, hub: EventHub, relay) -> object | None:
@@ -380,12 +421,14 @@ async def _watch_database(app: App) -> None:
 
 
 async def serve(settings: Settings) -> None:
-    """Serves until SIGTERM or SIGINT, then drains in-flight calls."""
+    """Serves until SIGTERM or SIGINT, then drains in-flight calls. SIGHUP reloads
+    the token file and the TLS files (`App.reload`)."""
     app = await start(settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    loop.add_signal_handler(signal.SIGHUP, app.reload)
     await stopping.wait()
     await app.stop()
     log.info("stopped")

@@ -50,7 +50,7 @@ class TokenTable:
                 if len(digest) != 32:
                     raise ValueError("a sha256 digest has 64 hex digits")
                 credentials.append(Credential(entry["name"], Role[entry["role"].upper()], digest))
-        except (KeyError, TypeError, ValueError, json.JSONDecodeError) as error:
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
             raise ValueError(
                 f'{source}: expected {{"tokens": [{{"name", "role" (admin, collector or '
                 f'reader), "token" or "sha256"}}]}} ({error.__class__.__name__}: {error})'
@@ -65,6 +65,32 @@ class TokenTable:
             raise ValueError(f"cannot read the token file {path}: {error.strerror}") from None
         return cls.parse(text, path)
 
+    def changes_from(self, old: TokenTable | None) -> str:
+        """What replacing `old` by this table changes, by names and roles only: never a
+        token or a digest (the table's reload logs it)."""
+        before, after = _by_name(old.credentials if old else []), _by_name(self.credentials)
+        added = sorted(after.keys() - before.keys())
+        removed = sorted(before.keys() - after.keys())
+        changed = []
+        for name in sorted(before.keys() & after.keys()):
+            what = []
+            old_roles, new_roles = _roles(before[name]), _roles(after[name])
+            if old_roles != new_roles:
+                what.append(f"role {old_roles} -> {new_roles}")
+            if {d for _, d in before[name]} != {d for _, d in after[name]}:
+                what.append("new token")
+            if what:
+                changed.append(f"{name} ({', '.join(what)})")
+        parts = [
+            f"{label} {', '.join(names)}"
+            for label, names in (("added", added), ("removed", removed), ("changed", changed))
+            if names
+        ]
+        unchanged = len(after) - len(added) - len(changed)
+        if not parts:
+            return f"no change ({unchanged} names)"
+        return "; ".join(parts) + f"; {unchanged} unchanged"
+
     def authenticate(self, token: str) -> Credential | None:
         digest = hashlib.sha256(token.encode()).digest()
         found = None
@@ -72,3 +98,14 @@ class TokenTable:
             if hmac.compare_digest(credential.digest, digest):
                 found = credential
         return found
+
+
+def _by_name(credentials: list[Credential]) -> dict[str, set[tuple[Role, bytes]]]:
+    table: dict[str, set[tuple[Role, bytes]]] = {}
+    for credential in credentials:
+        table.setdefault(credential.name, set()).add((credential.role, credential.digest))
+    return table
+
+
+def _roles(entries: set[tuple[Role, bytes]]) -> str:
+    return "/".join(sorted({role.name.lower() for role, _ in entries}))

@@ -38,12 +38,18 @@ class Edge:
         self.tokens = tokens
         self.default_deadline_s = default_deadline_s
 
+    def replace_tokens(self, tokens: TokenTable) -> None:
+        """Swaps the token table (a reload on SIGHUP): one assignment, so every call
+        sees the old table or the new one whole. Calls already admitted go on."""
+        self.tokens = tokens
+
     def refusal(self, metadata: dict[str, str], needed: Role) -> grpc.Status | None:
         """None when the caller may call; else UNAUTHENTICATED or PERMISSION_DENIED."""
-        if self.tokens is None:
+        tokens = self.tokens  # read once: a reload may swap it meanwhile
+        if tokens is None:
             return None
         scheme, _, token = metadata.get("authorization", "").partition(" ")
-        credential = self.tokens.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+        credential = tokens.authenticate(token.strip()) if scheme.lower() == "bearer" else None
         if credential is None:
             return _status(
                 code_pb2.UNAUTHENTICATED,

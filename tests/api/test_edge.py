@@ -25,7 +25,7 @@ from microfin.loanbilling.v1 import loan_service_pb2 as api
 from microfin.loanbilling.v1 import notification_service_pb2 as notify
 
 from loanbilling.api.analytics_servicer import AnalyticsServicer
-from loanbilling.api.auth import Role
+from loanbilling.api.auth import Role, TokenTable
 from loanbilling.api.ledger_servicer import LedgerServicer
 from loanbilling.api.loan_servicer import LoanServicer
 from loanbilling.api.notification_servicer import NotificationServicer
@@ -356,3 +356,30 @@ def test_plaintext_beyond_loopback_only_when_asked(engine, clock):
         asyncio.run(attempt(refused))
     allowed = Settings(listen=f"0.0.0.0:{_free_port()}", sweep_interval_s=0, plaintext=True)
     asyncio.run(attempt(allowed))
+
+
+def test_a_token_reload_names_what_changed_and_never_a_token():
+    """What the server logs when SIGHUP swaps the table (tests/e2e/test_reload.py)."""
+    old = TokenTable.parse(json.dumps(TOKENS), "old")
+    new = TokenTable.parse(
+        json.dumps(
+            {
+                "tokens": [
+                    {"name": "ops", "role": "admin", "token": "rotated-admin-token"},
+                    {"name": "collections", "role": "admin", "token": "collector-secret-token"},
+                    {"name": "intake", "role": "collector", "token": "intake-secret-token"},
+                ]
+            }
+        ),
+        "new",
+    )
+    said = new.changes_from(old)
+    assert said == (
+        "added intake; removed dashboard; changed collections (role collector -> admin), "
+        "ops (new token); 0 unchanged"
+    )
+    assert new.changes_from(new) == "no change (3 names)"
+    assert old.changes_from(None).startswith("added collections, dashboard, ops;")
+    for secret in ("rotated-admin-token", "intake-secret-token", "admin-secret-token"):
+        assert secret not in said
+        assert hashlib.sha256(secret.encode()).hexdigest()[:8] not in said

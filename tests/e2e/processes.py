@@ -71,7 +71,8 @@ class ServerProcess:
     """`loanbilling serve` on a free port of 127.0.0.1, its output in a log file.
 
     Use as a context manager: entering starts it and waits until the health
-    service answers SERVING; leaving stops it whatever happened.
+    service answers SERVING; leaving stops it whatever happened. `grpcurl_transport`:
+    how that health check connects (plaintext; e.g. ("-cacert", CA) for TLS).
     """
 
     def __init__(
@@ -80,10 +81,12 @@ class ServerProcess:
         workdir: Path,
         *args: str,
         env: dict[str, str] | None = None,
+        grpcurl_transport: tuple[str, ...] = ("-plaintext",),
     ) -> None:
         self.database_url = database_url
         self.workdir = workdir
         self.args = args
+        self.grpcurl_transport = grpcurl_transport
         self.env = env if env is not None else clean_env()
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
@@ -127,7 +130,7 @@ class ServerProcess:
             check = subprocess.run(
                 [
                     str(GRPCURL),
-                    "-plaintext",
+                    *self.grpcurl_transport,
                     "-connect-timeout",
                     "1",
                     "-max-time",
@@ -181,6 +184,18 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=STOP_TIMEOUT_S)
         return self.proc.returncode
+
+    def wait_for_log(self, text: str, *, after: int = 0, timeout: float = 10) -> str:
+        """Waits until `text` appears in the log past character `after` (e.g. the
+        log's length before a signal); returns the log."""
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.log())[after:]:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the server exited with {self.proc.returncode}:\n{log}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not logged within {timeout}s:\n{log[after:]}")
+            time.sleep(0.05)
+        return log
 
     def log(self) -> str:
         try:

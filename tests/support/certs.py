@@ -36,3 +36,15 @@ def make_certificates(directory: Path) -> dict[str, Path]:
         name: directory / name
         for name in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key")
     }
+
+
+def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed server certificate for 127.0.0.1 and localhost (its own CA):
+    (NAME.crt, NAME.key) in `directory`."""
+    _openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-keyout", f"{name}.key", "-out", f"{name}.crt", "-subj", f"/CN=loanbilling {name}",
+        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        cwd=directory,
+    )  # fmt: skip
+    return directory / f"{name}.crt", directory / f"{name}.key"
