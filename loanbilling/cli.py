@@ -9,7 +9,9 @@ import datetime as dt
 import json
 import logging
 import sys
+import time
 from dataclasses import fields
+from typing import TextIO
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -18,7 +20,7 @@ from loanbilling.clock import BusinessClock
 from loanbilling.config import Settings, add_flags
 from loanbilling.domain.errors import DomainError
 from loanbilling.services.ledger import LedgerService
-from loanbilling.services.sweep import SweepService
+from loanbilling.services.sweep import SweepReport, SweepService
 from loanbilling.storage.database import make_engine
 from loanbilling.storage.migrate import (
     SchemaMismatch,
@@ -164,9 +166,14 @@ def _sweep(settings: Settings, as_of: dt.date | None) -> int:
         # Number this run's events as it goes: no server needs to be running.
         events_written=lambda: number_all(engine),
     )
+    # On a terminal, a progress line; elsewhere (cron, a pipe, a log file) only the
+    # summary the sweep logs when it ends.
+    progress = SweepProgress(sys.stderr) if sys.stderr.isatty() else None
     try:
-        report = sweeps.run(as_of)
+        report = sweeps.run(as_of, progress=progress)
     finally:
+        if progress is not None:
+            progress.close()
         engine.dispose()
     print(
         json.dumps(
@@ -180,6 +187,42 @@ def _sweep(settings: Settings, as_of: dt.date | None) -> int:
         )
     )
     return 0
+
+
+class SweepProgress:
+    """The sweep's progress on a terminal: one line, rewritten in place after a
+    batch at most every `interval_s` (and after the first and the last batch),
+    with the batches done, the loans checked and the rate. Per batch, never per
+    loan: the sweep's speed is unchanged."""
+
+    def __init__(self, stream: TextIO, *, interval_s: float = 0.5) -> None:
+        self.stream = stream
+        self.interval_s = interval_s
+        self.shown_at: float | None = None
+        self.open = False  # a line is on screen without its newline
+
+    def __call__(self, report: SweepReport, seconds: float, finished: bool) -> None:
+        now = time.monotonic()
+        if not finished and self.shown_at is not None and now - self.shown_at < self.interval_s:
+            return
+        self.shown_at = now
+        rate = f"{report.loans_checked / seconds:,.0f}" if seconds > 0 else "-"
+        self.stream.write(
+            f"\r\x1b[Ksweep at {report.as_of}: {report.batches:,} "
+            f"{'batch' if report.batches == 1 else 'batches'}, "
+            f"{report.loans_checked:,} loans checked, {rate} loans/s, "
+            f"{report.newly_delinquent:,} newly delinquent, {report.events_written:,} events"
+            + (f" ({seconds:.1f} s, done)\n" if finished else "")
+        )
+        self.stream.flush()
+        self.open = not finished
+
+    def close(self) -> None:
+        """Ends the line, when a failure stopped the sweep before its last batch."""
+        if self.open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.open = False
 
 
 def _ledger(settings: Settings):

@@ -46,7 +46,16 @@ class SweepService:
         # Told of every completed sweep and its duration in seconds (metrics).
         self.on_report = on_report
 
-    def run(self, as_of: dt.date | None = None) -> SweepReport:
+    def run(
+        self,
+        as_of: dt.date | None = None,
+        *,
+        progress: Callable[[SweepReport, float, bool], None] | None = None,
+    ) -> SweepReport:
+        """Sweeps every unpaid loan at `as_of` (default: the business date).
+        `progress`, if given, is told after each batch (never per loan) what the
+        sweep has done so far and the seconds since it began, then once more with
+        `finished` True before the summary is logged."""
         today = self.clock.today()
         as_of = as_of or today
         if as_of > today:
@@ -74,14 +83,26 @@ class SweepService:
             after = batch.last_loan_id
             if batch.events_written:
                 self.events_written()
+            if progress is not None:
+                progress(
+                    SweepReport(as_of, checked, delinquent, written, batches),
+                    time.perf_counter() - started,
+                    False,
+                )
         report = SweepReport(as_of, checked, delinquent, written, batches)
-        self.on_report(report, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        if progress is not None:
+            progress(report, seconds, True)
+        self.on_report(report, seconds)
         log.info(
-            "sweep at %s: %d loans checked, %d newly delinquent, %d events written, %d batches",
+            "sweep at %s: %d loans checked, %d newly delinquent, %d events written, "
+            "%d batches in %.1f s (%s loans/s)",
             as_of,
             checked,
             delinquent,
             written,
             batches,
+            seconds,
+            f"{checked / seconds:,.0f}" if seconds > 0 else "-",
         )
         return report

@@ -6,6 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import pty
+import re
+import selectors
+import subprocess
+import time
 
 import grpc
 import pytest
@@ -24,7 +30,14 @@ from loanbilling.services.billing import BillingService
 from loanbilling.storage.database import make_engine
 from loanbilling.storage.numbering import number_all
 from loanbilling.storage.unit_of_work import sql_storage
-from tests.e2e.processes import ServerProcess, clean_env, run_cli
+from tests.e2e.processes import (
+    CLI_TIMEOUT_S,
+    LOANBILLING,
+    ServerProcess,
+    clean_env,
+    migrate,
+    run_cli,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -189,3 +202,118 @@ def test_sweep_without_a_database_says_so():
     assert unreachable.returncode == 4
     assert "cannot reach the database" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr
+
+
+@pytest.fixture
+def small_book(tmp_path) -> str:
+    """Five canonical loans, none paid, on a SQLite file: swept at 2026-02-03, each
+    has missed weeks 1 to 4 and turns delinquent."""
+    url = f"sqlite:///{tmp_path}/book.db"
+    migrate(url, cwd=tmp_path)
+    engine = make_engine(url)
+    try:
+        billing = BillingService(sql_storage(engine), FixedClock(dt.date(2026, 1, 5)))
+        customer = billing.create_customer(name="Siti Rahayu", email="siti@example.com", phone="")
+        for n in range(5):
+            billing.create_loan(
+                customer_id=customer.id,
+                principal_amount=5_000_000,
+                interest_rate_bps=1000,
+                weeks=50,
+                start_date=START,
+                request_id=f"loan-{n}",
+            )
+        number_all(engine)
+    finally:
+        engine.dispose()
+    return url
+
+
+def _sweep_on_a_terminal(database_url: str, *args: str) -> tuple[int, str, str]:
+    """Runs `loanbilling sweep` with its stderr on a pseudo-terminal (stdout a
+    pipe): the exit status, what stdout got, and what the terminal showed."""
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [str(LOANBILLING), "sweep", "--database-url", database_url, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            env=clean_env(),
+        )
+    finally:
+        os.close(terminal)  # the child holds it now
+    shown = bytearray()
+    deadline = time.monotonic() + CLI_TIMEOUT_S
+    # A selector, not select.select: inside the whole suite the pty's descriptor
+    # can be numbered above FD_SETSIZE (1024), which select() cannot watch.
+    watch = selectors.DefaultSelector()
+    watch.register(controller, selectors.EVENT_READ)
+    try:
+        while time.monotonic() < deadline:
+            ready = watch.select(0.5)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        out = proc.communicate(timeout=CLI_TIMEOUT_S)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        watch.close()
+        os.close(controller)
+    return proc.returncode, out.decode(), shown.decode(errors="replace")
+
+
+SUMMARY = {
+    "as_of": "2026-02-03",
+    "loans_checked": 5,
+    "newly_delinquent": 5,
+    "events_written": 25,  # each loan: weeks 1 to 4 missed, and delinquent
+    "batches": 3,
+}
+
+
+def test_sweep_shows_progress_on_a_terminal(small_book):
+    status, out, shown = _sweep_on_a_terminal(
+        small_book, "--as-of", "2026-02-03", "--sweep-batch-size", "2"
+    )
+    assert status == 0, shown
+    assert json.loads(out) == SUMMARY  # stdout as without a terminal: one JSON line
+    # One line rewritten in place ("\r", erase to its end), ended when the sweep is.
+    assert "\r\x1b[Ksweep at 2026-02-03: 1 batch, 2 loans checked, " in shown, shown
+    finished = re.search(
+        r"\r\x1b\[Ksweep at 2026-02-03: 3 batches, 5 loans checked, [\d,]+ loans/s, "
+        r"5 newly delinquent, 25 events \(\d+\.\d s, done\)\r?\n",
+        shown,
+    )
+    assert finished, shown
+    # Then the summary the sweep logs, on a line of its own.
+    assert re.search(
+        r"\n[^\r\n]*sweep at 2026-02-03: 5 loans checked, 5 newly delinquent, 25 events "
+        r"written, 3 batches in \d+\.\d s \([\d,]+ loans/s\)",
+        shown,
+    ), shown
+
+
+def test_sweep_without_a_terminal_prints_one_summary_line(small_book):
+    done = _sweep(small_book, "--as-of", "2026-02-03", "--sweep-batch-size", "2")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == SUMMARY
+    assert len(done.stdout.splitlines()) == 1
+    # No progress noise: no carriage returns or terminal codes, only the summary.
+    assert "\r" not in done.stderr and "\x1b" not in done.stderr, repr(done.stderr)
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "sweep at 2026-02-03: 5 loans checked, 5 newly delinquent, 25 events written, " in (
+        lines[0]
+    )
+    assert "3 batches in " in lines[0]
