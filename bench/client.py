@@ -136,6 +136,7 @@ class Client:
                     principal_amount=100_000 * weeks,
                     interest_rate_bps=1000,
                     weeks=weeks,
+                    request_id=str(uuid.uuid4()),
                 ),
                 timeout=timeout,
             )

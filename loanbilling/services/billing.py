@@ -192,7 +192,7 @@ class BillingService:
         delinquency_threshold: int | None = None,
         prepayment_policy: PrepaymentPolicy | None = None,
         payoff_interest: PayoffInterest | None = None,
-        request_id: str = "",
+        request_id: str,
     ) -> LoanWithSchedule:
         _check_id("customer_id", customer_id)
         today = self.clock.today()
@@ -211,11 +211,10 @@ class BillingService:
             payoff_interest=payoff_interest or PayoffInterest.FULL,
             currencies=ISO_4217,
         )
-        key = _check_key("request_id", request_id, required=False)
+        # Required: a CreateLoan retried without its key would disburse twice.
+        key = _check_key("request_id", request_id, required=True)
 
         def replay() -> LoanWithSchedule | None:
-            if key is None:
-                return None
             with self.storage.reading() as uow:
                 existing = uow.loans.by_request_id(key)
                 if existing is None:
@@ -224,8 +223,8 @@ class BillingService:
                 return _with_schedule(uow, existing, today)
 
         def create() -> LoanWithSchedule:
-            if (existing := replay()) is not None:
-                return existing
+            # Insert first: a retry is rare, and the key's unique index refuses it
+            # (DuplicateKey), which `_idempotent` answers with the loan created first.
             with self.storage.writing(optimistic=True) as uow:
                 loan = Loan.new(uow.loans.reserve_id(), customer_id, terms, today, key)
                 if not uow.loans.add(

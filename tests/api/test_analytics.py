@@ -80,6 +80,7 @@ def two_loans(billing, clock):
             interest_rate_bps=1000,
             weeks=50,
             start_date=START,
+            request_id=new_key("loan"),
         ).loan
         if paid:
             billing.make_payment(
@@ -144,6 +145,7 @@ def test_a_waived_payoff_is_not_collected(analytics, billing, clock):
         weeks=50,
         start_date=START,
         payoff_interest=PayoffInterest.WAIVE_UNDUE,
+        request_id=new_key("loan"),
     ).loan
     billing.make_payment(
         loan_id=loan.id,

@@ -14,6 +14,7 @@ from tests.support.api import (
     create_canonical_loan,
     create_customer,
     details_of,
+    new_key,
     pay,
     pb_date,
     py_date,
@@ -185,6 +186,7 @@ def test_start_date_defaults_to_business_date(stub, clock):
         principal_amount=5_000_000,
         interest_rate_bps=1000,
         weeks=50,
+        request_id=new_key("loan"),
     )
     loan = stub.CreateLoan(request).loan
     assert py_date(loan.start_date) == clock.current

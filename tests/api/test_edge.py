@@ -33,7 +33,7 @@ from loanbilling.config import Settings
 from loanbilling.logs import JsonFormatter
 from loanbilling.server import start
 from tests.conftest import START
-from tests.support.api import create_canonical_loan, create_customer, pay
+from tests.support.api import create_canonical_loan, create_customer, new_key, pay
 from tests.support.certs import make_certificates
 from tests.support.server import ServerThread
 
@@ -96,6 +96,7 @@ def test_tokens_and_roles(guarded, caplog):
             principal_amount=5_000_000,
             interest_rate_bps=1000,
             weeks=50,
+            request_id=new_key("loan"),
         )
         loan_id = stub.CreateLoan(loan, metadata=admin).loan.id
         payment = api.MakePaymentRequest(loan_id=loan_id, amount=110_000, idempotency_key="k")
@@ -226,6 +227,7 @@ def test_default_deadline_applies_when_the_client_sets_none(database_url, engine
                             principal_amount=1_000,
                             interest_rate_bps=0,
                             weeks=1,
+                            request_id=new_key("loan"),
                         )
                     )
             finally:

@@ -19,7 +19,7 @@ from loanbilling.storage.numbering import number_all
 from loanbilling.storage.tables import events
 from loanbilling.storage.unit_of_work import sql_storage
 from tests.conftest import START
-from tests.support.api import create_canonical_loan, create_customer, pay, pb_date, py_date
+from tests.support.api import create_canonical_loan, create_customer, new_key, pay, pb_date, py_date
 
 WEEK = dt.timedelta(days=7)
 DAY = dt.timedelta(days=1)
@@ -228,6 +228,7 @@ def test_concurrent_sweeps_write_each_event_once(engine, billing, clock):
             interest_rate_bps=1000,
             weeks=50,
             start_date=START,
+            request_id=new_key("loan"),
         ).loan.id
         for _ in range(60)
     ]
@@ -268,6 +269,7 @@ def test_sequences_are_gap_free_under_concurrent_writers(engine, billing, clock)
             interest_rate_bps=1000,
             weeks=10,
             start_date=START,
+            request_id=new_key("loan"),
         ).loan.id
         for _ in range(8)
     ]

@@ -1,8 +1,9 @@
 """Three kinds of input every RPC treats alike, through a real gRPC channel on
 each database: a filter naming a loan or customer that does not exist is
 NOT_FOUND everywhere (streams included, before they stream); an idempotency key
-is refused when blank or with spaces around it; a currency code must be on the
-ISO 4217 list. Each refusal names the field, says what to do, records nothing."""
+is refused when blank or with spaces around it, and required by every call that
+moves money; a currency code must be on the ISO 4217 list. Each refusal names
+the field, says what to do, records nothing."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from tests.support.api import (
     create_canonical_loan,
     create_customer,
     details_of,
+    new_key,
     pay,
     pb_date,
     row_counts,
@@ -306,6 +308,47 @@ def test_the_key_refusals_say_what_to_do(stub, keyed):
     )
 
 
+MONEY_MOVING = [m for m in KEYED_METHODS if m != "CreateCustomer"]
+
+
+@pytest.mark.parametrize("method", MONEY_MOVING)
+def test_every_call_that_moves_money_requires_its_key(stub, engine, keyed, method):
+    """Item 8: a CreateLoan sent twice without a key made two loans. Every call that
+    moves money is refused without its key, as often as it is sent, recording nothing."""
+    field, request = keyed_requests(*keyed)[method]
+    before = row_counts(engine)
+    for _ in range(2):
+        error = refused(getattr(stub, method), request(""))
+        assert error.code() == INVALID, error.details()
+        assert violations(error) == [
+            (field, "is required: a unique key per request, reused only to retry it")
+        ]
+    assert row_counts(engine) == before
+
+
+def test_a_create_loan_retried_with_its_key_lends_once(stub, engine, keyed):
+    customer_id, loan_id, payment_id = keyed
+    _, request = keyed_requests(customer_id, loan_id, payment_id)["CreateLoan"]
+    first = stub.CreateLoan(request("loan-for-siti")).loan
+    after_first = row_counts(engine)
+    again = stub.CreateLoan(request("loan-for-siti")).loan
+    assert again == first
+    assert row_counts(engine) == after_first
+    # The same key with other terms is another request: refused, not a second loan.
+    other_terms = request("loan-for-siti")
+    other_terms.weeks = 25
+    assert refused(stub.CreateLoan, other_terms).code() == grpc.StatusCode.ALREADY_EXISTS
+    assert row_counts(engine) == after_first
+
+
+def test_a_customer_needs_no_key(stub, engine):
+    """CreateCustomer moves no money: its key stays optional."""
+    before = row_counts(engine)
+    request = api.CreateCustomerRequest(name="Siti", email="siti@example.com")
+    assert stub.CreateCustomer(request).customer.id != stub.CreateCustomer(request).customer.id
+    assert row_counts(engine) != before
+
+
 def test_a_key_reused_on_another_loan_reveals_nothing_of_its_request(stub, engine, keyed):
     customer_id, loan_id, _ = keyed
     pay(stub, loan_id, 110_000, key="shared-key")
@@ -369,6 +412,7 @@ def test_a_code_off_the_iso_4217_list_is_refused_everywhere(
                 weeks=50,
                 start_date=pb_date(START),
                 currency_code=code,
+                request_id=new_key("loan"),
             ),
         ),
         (

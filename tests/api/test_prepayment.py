@@ -106,6 +106,7 @@ def test_an_unknown_enum_number_is_invalid_argument(stub, engine, field, value):
         interest_rate_bps=1000,
         weeks=50,
         start_date=pb_date(START),
+        request_id=new_key("loan"),
     )
     setattr(request, field, value)
     error = refused(stub.CreateLoan, request)

@@ -15,6 +15,7 @@ from tests.support.api import (
     create_canonical_loan,
     create_customer,
     details_of,
+    new_key,
     pay,
     pb_date,
     row_counts,
@@ -70,6 +71,7 @@ def _loan_request(**overrides) -> api.CreateLoanRequest:
         interest_rate_bps=1000,
         weeks=50,
         start_date=pb_date(START),
+        request_id=new_key("loan"),
     )
     fields.update(overrides)
     return api.CreateLoanRequest(**fields)
@@ -92,6 +94,7 @@ LOAN_CASES = [
     (dict(start_date=date_pb2.Date(year=0, month=0, day=0)), ["start_date"]),
     (dict(start_date=date_pb2.Date(year=9999, month=12, day=1)), ["start_date"]),
     (dict(request_id="\x00"), ["request_id"]),
+    (dict(request_id=""), ["request_id"]),  # required: a retry must not lend twice
     (dict(customer_id=0), ["customer_id"]),
     (dict(customer_id=-3), ["customer_id"]),
     (

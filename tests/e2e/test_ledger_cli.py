@@ -18,6 +18,7 @@ from loanbilling.storage.database import make_engine
 from loanbilling.storage.tables import loans
 from loanbilling.storage.unit_of_work import sql_storage
 from tests.e2e.processes import run_cli
+from tests.support.api import new_key
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -50,6 +51,7 @@ def books(database_url):
             interest_rate_bps=1000,
             weeks=50,
             start_date=START,
+            request_id=new_key("loan"),
         ).loan
         billing.make_payment(
             loan_id=loan.id, amount=110_000, payment_date=START + WEEK, idempotency_key="w1"

@@ -25,6 +25,7 @@ from microfin.loanbilling.v1 import (
 from microfin.loanbilling.v1 import loan_service_pb2 as api
 
 from tests.e2e.processes import ServerProcess, clean_env, migrate
+from tests.support.api import new_key
 from tests.support.certs import self_signed
 
 pytestmark = pytest.mark.timeout(120)
@@ -94,10 +95,17 @@ def test_sighup_swaps_the_tokens_and_calls_in_flight_go_on(database, tmp_path):
         customer = stub.CreateCustomer(
             api.CreateCustomerRequest(name="Siti", email="siti@example.com"), metadata=ops
         ).customer.id
-        loan = api.CreateLoanRequest(
-            customer_id=customer, principal_amount=5_000_000, interest_rate_bps=1000, weeks=50
-        )
-        loan_id = stub.CreateLoan(loan, metadata=ops).loan.id
+
+        def loan() -> api.CreateLoanRequest:
+            return api.CreateLoanRequest(
+                customer_id=customer,
+                principal_amount=5_000_000,
+                interest_rate_bps=1000,
+                weeks=50,
+                request_id=new_key("loan"),
+            )
+
+        loan_id = stub.CreateLoan(loan(), metadata=ops).loan.id
         read = api.GetOutstandingRequest(loan_id=loan_id)
         assert _code(stub.GetOutstanding, read, SECRETS[1]) == grpc.StatusCode.OK
         assert _code(stub.GetOutstanding, read, SECRETS[2]) == grpc.StatusCode.UNAUTHENTICATED
@@ -143,7 +151,7 @@ def test_sighup_swaps_the_tokens_and_calls_in_flight_go_on(database, tmp_path):
         # The added token works, the removed one no longer does, the kept one still.
         assert _code(stub.GetOutstanding, read, SECRETS[1]) == grpc.StatusCode.UNAUTHENTICATED
         assert _code(stub.GetOutstanding, read, SECRETS[0]) == grpc.StatusCode.OK
-        second = stub.CreateLoan(loan, metadata=_bearer(SECRETS[2])).loan.id
+        second = stub.CreateLoan(loan(), metadata=_bearer(SECRETS[2])).loan.id
         # The stream opened before the reload delivers what happened after it.
         for message in stream:
             if message.HasField("event"):

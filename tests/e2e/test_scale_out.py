@@ -34,6 +34,7 @@ from sqlalchemy import func, select
 from loanbilling.storage.database import make_engine
 from loanbilling.storage.tables import events, payments
 from tests.e2e.processes import ServerProcess
+from tests.support.api import new_key
 from tests.support.books import assert_books_exact
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
@@ -196,6 +197,7 @@ def test_three_replicas_share_the_load_and_every_stream_is_complete(load, replic
                     interest_rate_bps=1000,
                     weeks=50,
                     start_date=_date(START),
+                    request_id=new_key("loan"),
                 ),
                 timeout=RPC_TIMEOUT_S,
             ).loan

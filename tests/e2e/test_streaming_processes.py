@@ -25,6 +25,7 @@ from microfin.loanbilling.v1 import (
 )
 
 from tests.e2e.processes import ServerProcess, clean_env
+from tests.support.api import new_key
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
@@ -128,6 +129,7 @@ class Client:
                 weeks=50,
                 start_date=_date(START),
                 delinquency_threshold=NEVER_DELINQUENT,
+                request_id=new_key("loan"),
             ),
             timeout=RPC_TIMEOUT_S,
         ).loan.id

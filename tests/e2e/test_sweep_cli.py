@@ -38,6 +38,7 @@ from tests.e2e.processes import (
     migrate,
     run_cli,
 )
+from tests.support.api import new_key
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -67,6 +68,7 @@ def two_weeks_paid(database_url):
             interest_rate_bps=1000,
             weeks=50,
             start_date=START,
+            request_id=new_key("loan"),
         ).loan
         for week in (1, 2):
             billing.make_payment(

@@ -18,6 +18,7 @@ from loanbilling.storage.notifications import parse_notice
 from loanbilling.storage.numbering import number_all
 from loanbilling.storage.outbox import Outbox
 from tests.conftest import START
+from tests.support.api import new_key
 from tests.support.server import ServerThread
 
 
@@ -55,6 +56,7 @@ def loan_id(billing, clock):
         interest_rate_bps=1000,
         weeks=50,
         start_date=START,
+        request_id=new_key("loan"),
     ).loan.id
 
 

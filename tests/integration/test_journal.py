@@ -25,6 +25,7 @@ from loanbilling.storage.posting import COLUMN
 from loanbilling.storage.tables import journal_entries, ledger_totals, loans
 from loanbilling.storage.unit_of_work import sql_storage
 from tests.conftest import START
+from tests.support.api import new_key
 from tests.support.generated_loans import empty_database
 
 DAY = dt.timedelta(days=1)
@@ -44,6 +45,7 @@ def canonical(billing, **settings):
         interest_rate_bps=1000,
         weeks=50,
         start_date=START,
+        request_id=new_key("loan"),
         **settings,
     ).loan
 

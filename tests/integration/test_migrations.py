@@ -27,6 +27,7 @@ from loanbilling.storage.migrate import (
 )
 from loanbilling.storage.tables import metadata
 from loanbilling.storage.unit_of_work import sql_storage
+from tests.support.api import new_key
 from tests.support.books import assert_books_exact
 from tests.support.databases import sqlite_url
 
@@ -413,6 +414,7 @@ def test_upgrade_to_the_journal_posts_what_the_books_already_hold(empty_url):
                 interest_rate_bps=1000,
                 weeks=50,
                 start_date=START,
+                request_id=new_key("loan"),
                 **settings,
             ).loan.id
 

@@ -30,6 +30,7 @@ from loanbilling.storage.portfolio import portfolio_summary
 from loanbilling.storage.sql import installments_covered
 from loanbilling.storage.tables import loans, payments
 from tests.conftest import START
+from tests.support.api import new_key
 from tests.support.generated_loans import (
     BOOKS,
     DATES,
@@ -95,6 +96,7 @@ def portfolio(books, clock):
             start_date=start,
             currency_code=currency,
             delinquency_threshold=threshold,
+            request_id=new_key("loan"),
         ).loan
         for on, amount in paid:
             books.make_payment(

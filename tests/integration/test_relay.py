@@ -21,7 +21,7 @@ from loanbilling.storage.numbering import number_all
 from loanbilling.storage.outbox import Outbox
 from loanbilling.storage.tables import consumer_cursors
 from tests.conftest import START
-from tests.support.api import create_canonical_loan, create_customer, pay
+from tests.support.api import create_canonical_loan, create_customer, new_key, pay
 from tests.support.rabbitmq import (
     AMQP_URL,
     LoopThread,
@@ -112,6 +112,7 @@ def write_events(billing, engine, *, loans: int, tag: str) -> None:
             interest_rate_bps=1000,
             weeks=50,
             start_date=START,
+            request_id=new_key("loan"),
         ).loan
         billing.make_payment(loan_id=loan.id, amount=110_000, idempotency_key=f"{tag}-{n}")
     number_all(engine)

@@ -21,6 +21,7 @@ from loanbilling.storage.migrate import (
 )
 from loanbilling.storage.tables import installments, loans, payments
 from tests.conftest import START
+from tests.support.api import new_key
 
 WEEK = dt.timedelta(days=7)
 
@@ -33,6 +34,7 @@ def canonical(billing, **overrides):
         interest_rate_bps=1000,
         weeks=50,
         start_date=START,
+        request_id=new_key("loan"),
     )
     fields.update(overrides)
     return billing.create_loan(**fields).loan

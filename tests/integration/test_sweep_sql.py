@@ -26,6 +26,7 @@ from loanbilling.services.sweep import SweepService
 from loanbilling.storage.event_store import EVENT_COLUMNS, event_row
 from loanbilling.storage.tables import events, loans
 from tests.conftest import START
+from tests.support.api import new_key
 from tests.support.generated_loans import (
     BOOKS,
     DATES,
@@ -120,6 +121,7 @@ def test_a_loans_delinquent_event_follows_its_missed_installments(engine, books,
             interest_rate_bps=1000,
             weeks=50,
             start_date=START,
+            request_id=new_key("loan"),
         )
     clock.current = START + 22 * DAY  # weeks 1-3 missed, week 4 due on day 28
     report = SweepService(storage, clock, reminder_days=6).run()
@@ -152,6 +154,7 @@ def test_sweeps_racing_payments_flip_and_cure_consistently(engine, billing, stor
             interest_rate_bps=1000,
             weeks=50,
             start_date=START,
+            request_id=new_key("loan"),
         ).loan.id
         for _ in range(24)
     ]

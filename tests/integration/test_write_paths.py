@@ -23,6 +23,7 @@ from loanbilling.storage.tables import events, installments, loans, payments
 from loanbilling.storage.unit_of_work import sql_storage
 from tests.conftest import START
 from tests.integration.test_storage import WEEK, canonical, statements
+from tests.support.api import new_key
 
 
 def require_one_statement(billing) -> None:
@@ -67,7 +68,11 @@ def test_created_loan_answer_is_what_was_stored(billing, engine):
 def test_loan_for_unknown_customer_writes_nothing(billing, engine):
     with pytest.raises(NotFound, match="customer 4242"):
         billing.create_loan(
-            customer_id=4242, principal_amount=5_000_000, interest_rate_bps=1000, weeks=50
+            customer_id=4242,
+            principal_amount=5_000_000,
+            interest_rate_bps=1000,
+            weeks=50,
+            request_id=new_key("loan"),
         )
     assert _rows(engine, loans) == []
     assert _rows(engine, installments) == []
@@ -116,7 +121,11 @@ def test_postgresql_pays_in_three_statements_and_creates_in_two(billing, engine)
     customer = billing.create_customer(name="Siti", email="siti@example.com", phone="")
     with statements(engine) as seen:
         loan = billing.create_loan(
-            customer_id=customer.id, principal_amount=5_000_000, interest_rate_bps=1000, weeks=50
+            customer_id=customer.id,
+            principal_amount=5_000_000,
+            interest_rate_bps=1000,
+            weeks=50,
+            request_id=new_key("loan"),
         ).loan
     # The loan's id is drawn first, so that its events name it; then one statement.
     assert len(seen) == 2, seen

@@ -40,6 +40,7 @@ def create_canonical_loan(stub, customer_id: int, start: dt.date, **overrides):
         interest_rate_bps=1000,
         weeks=50,
         start_date=pb_date(start),
+        request_id=new_key("loan"),
     )
     fields.update(overrides)
     return stub.CreateLoan(api.CreateLoanRequest(**fields)).loan

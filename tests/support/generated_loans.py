@@ -23,6 +23,7 @@ The tests share one database per test function and empty it per example.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, event, settings
@@ -295,6 +296,7 @@ def write_book(engine, billing: BillingService, clock, plans: list[LoanPlan]) ->
                 delinquency_threshold=terms.delinquency_threshold,
                 prepayment_policy=terms.prepayment_policy,
                 payoff_interest=terms.payoff_interest,
+                request_id=f"loan-{uuid.uuid4()}",
             ).loan.id
         )
         book.append(written)
