@@ -20,7 +20,7 @@ import grpc
 from google.type import date_pb2
 from microfin.loanbilling.v1 import loan_service_pb2, loan_service_pb2_grpc
 
-from bench import profile, report, seed
+from bench import dblimit, profile, report, seed
 from bench.procs import BIN, Sampler, Server, Worker, cpu_s, rss_kb
 from bench.sizes import (
     DEFAULT,
@@ -31,6 +31,7 @@ from bench.sizes import (
     Size,
 )
 from bench.stats import ratio, summarize
+from loanbilling.storage.posting import LEDGER_SHARDS
 
 MB = 1024
 PROFILE_RATE_HZ = 250
@@ -148,6 +149,7 @@ class Bench:
         self.args = args
         self.workdir = workdir
         self.today = dt.datetime.now(dt.UTC).date()
+        self.replay: dblimit.Replay | None = None  # made at its first slice
         self.sections = {s for s in args.only.split(",") if s} or {
             "reads",
             "history",
@@ -240,15 +242,18 @@ class Bench:
         acc: dict[str, dict] = {key: {"lat": [], "window": 0.0, "runs": []} for key, _, _ in items}
         for r in range(rounds):
             for key, _label, workload in items if r % 2 == 0 else reversed(items):
-                before = self._cpu()
-                command = self._command(
-                    workload, warmup_s=warmup, duration_s=slot, raw=True, **options
-                )
-                self.client.send(command)
-                result = self.client.receive()
-                if "failed" in result:
-                    raise RuntimeError(f"{key}: the client failed: {result['failed']}")
-                used, elapsed = self._cpu_used(before)
+                if workload["rpc"] == "db_replay":
+                    result, used, elapsed = self._replay_slice(slot)
+                else:
+                    before = self._cpu()
+                    command = self._command(
+                        workload, warmup_s=warmup, duration_s=slot, raw=True, **options
+                    )
+                    self.client.send(command)
+                    result = self.client.receive()
+                    if "failed" in result:
+                        raise RuntimeError(f"{key}: the client failed: {result['failed']}")
+                    used, elapsed = self._cpu_used(before)
                 a = acc[key]
                 a["lat"] += result.pop("raw")["latency_ms"]
                 a["window"] += result["window_s"]
@@ -283,6 +288,61 @@ class Bench:
             )
             phases.append(self._record(key, label, workload, combined, used, elapsed))
         return phases
+
+    def _db_limit(self) -> list[tuple[str, str, dict]]:
+        """The database's limit for MakePayment, where pgbench is installed."""
+        if shutil.which("pgbench") is None:
+            self.log("no pgbench on PATH: MakePayment's database limit is not measured")
+            return []
+        return [
+            (
+                "db_payment",
+                "MakePayment's statements, pgbench (the database's limit)",
+                {"rpc": "db_replay"},
+            )
+        ]
+
+    def _replay_slice(self, seconds: float) -> tuple[dict, dict, float]:
+        """One slice of the database's limit: pgbench replaying a payment's statements
+        (bench/dblimit.py), in the client's result shape. Its PostgreSQL CPU is what
+        the backends of pgbench's connections used (counted once they exited);
+        "client" is pgbench's own."""
+        if self.replay is None:
+            group = self.group("replay")
+            statements = dblimit.capture(self.url, group.hi, self.today)
+            self.replay = dblimit.Replay(
+                statements,
+                lo=group.lo,
+                count=group.count - 1,  # the last one paid the captured payment
+                clients=self.size.concurrency,
+                shards=LEDGER_SHARDS,
+            )
+            self.results["db_replay"] = {
+                "script": self.replay.script,
+                "defines": self.replay.defines,
+            }
+        server_before = cpu_s(self.server.pid)
+        wall = time.time()
+        done = self.replay.run(self.url, seconds)
+        if done.failed:
+            raise RuntimeError(f"the replay's pgbench had {done.failed} failed transactions")
+        result = {
+            "raw": {"latency_ms": done.latency_ms},
+            "window_s": done.window_s,
+            "errors_by_code": {},
+            "outcomes": {"replayed": done.transactions},
+            "error_samples": {},
+            "exhausted": False,
+            "client_cpu_s": round(done.pgbench_cpu_s, 3),
+            "window_start": wall,
+            "window_end": wall + done.elapsed_s,
+        }
+        used = {
+            "server": cpu_s(self.server.pid) - server_before,
+            "pg": done.pg_cpu_s,
+            "client": done.pgbench_cpu_s,
+        }
+        return result, used, done.elapsed_s
 
     def _cpu(self) -> dict:
         return {
@@ -366,6 +426,7 @@ class Bench:
                 s.hot_loans,
                 s.payoff_loans,
                 s.reverse_loans,
+                s.replay_loans,
                 s.total_loans,
                 s.filler_weeks,
             )
@@ -493,6 +554,7 @@ class Bench:
         if "unary" in self.sections:
             group += [
                 ("make_payment", "MakePayment, many loans", pay_spec),
+                *self._db_limit(),
                 (
                     "pay_off_loan",
                     "PayOffLoan, many loans",
@@ -526,6 +588,14 @@ class Bench:
                 ),
             ]
         self.measure_interleaved(group)
+        if self.replay is not None:
+            # Every replayed transaction paid: the replay measured writes, not misses.
+            replay = self.group("replay")
+            self.results["details"]["db_replay_payments_written"] = self.query(
+                "SELECT count(*) FROM payments WHERE loan_id BETWEEN %s AND %s "
+                "AND idempotency_key <> 'dblimit-capture'",
+                (replay.lo, replay.hi),
+            )[0][0]
         if "unary" in self.sections:
             details = self.results["details"]
             details["payoff_group_loans"] = payoff.count
@@ -903,7 +973,13 @@ class Bench:
             )
 
         noop = rate("health")
-        add("MakePayment / no-op", ratio(rate("make_payment"), noop), ">=", 0.35)
+        add("MakePayment / no-op", ratio(rate("make_payment"), noop), ">=", 0.3)
+        add(
+            "MakePayment / its statements by pgbench (the database's limit)",
+            ratio(rate("make_payment"), rate("db_payment")),
+            ">=",
+            0.3,
+        )
         add(
             "MakePayment hot loans / no-op",
             ratio(rate("make_payment_hot"), noop),

@@ -26,6 +26,8 @@ Stage B (grown to `total_loans`):
   reverse  the payoff group's shape, loans of their own: ReversePayment reverses
            each loan's middle payment (week 2's) once; the week-3 payment then
            settles week 2, and the loan owes 8 x 110,000, ACTIVE (week 3 missed)
+  replay   the pay group's shape, loans of their own: paid by pgbench replaying a
+           payment's statements (bench/dblimit.py, the database's limit)
   filler   `filler_weeks` weeks, started 8 days to (weeks - 1) weeks ago, one
            payment of every installment due so far (80 %), all but one (15 %)
            or all but two (5 %, stored ACTIVE: the next sweep turns them
@@ -271,7 +273,14 @@ class Seeder:
         self.timings["seed_small_s"] = time.perf_counter() - t0
 
     def seed_large(
-        self, pay: int, hot: int, payoff: int, reverse: int, total: int, filler_weeks: int
+        self,
+        pay: int,
+        hot: int,
+        payoff: int,
+        reverse: int,
+        replay: int,
+        total: int,
+        filler_weeks: int,
     ) -> None:
         t0 = time.perf_counter()
         self._stage_entries = self._next_entry
@@ -283,7 +292,7 @@ class Seeder:
             Group("hot", lo + pay, lo + pay + hot - 1, 50, start, 0),
         ]
         cbase = self.layout.customers + 1
-        self._customers(cbase, cbase + pay + hot + payoff + reverse - 1)
+        self._customers(cbase, cbase + pay + hot + payoff + reverse + replay - 1)
         for g in groups:
             self._uniform_group(g, customer_sql=f"{cbase - lo} + g", history=True)
         # Week PAYOFF_PAID fell due yesterday, the next one is due in 6 days: ACTIVE.
@@ -309,7 +318,13 @@ class Seeder:
             customer_sql=f"{cbase - lo} + g",
             history=False,
         )
-        filler_lo = reverse_lo + reverse
+        replay_lo = reverse_lo + reverse
+        self._uniform_group(
+            Group("replay", replay_lo, replay_lo + replay - 1, 50, start, 0),
+            customer_sql=f"{cbase - lo} + g",
+            history=True,
+        )
+        filler_lo = replay_lo + replay
         if total >= filler_lo:
             self._filler(Group("filler", filler_lo, total, filler_weeks))
         self._finish()

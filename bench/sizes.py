@@ -20,6 +20,10 @@ class Size:
     # Stage B, the large database: stage A plus these, then filler up to total_loans.
     pay_loans: int  # 50 weeks, all due and unpaid: MakePayment capacity 50 each
     hot_loans: int  # the same shape, paid a few at a time by every caller
+    # The same shape again, paid by pgbench replaying a payment's statements
+    # (bench/dblimit.py), 50 payments each: enough for ~10,000 payments/s in every
+    # slice, one more for the captured payment.
+    replay_loans: int
     # PayOffLoan: one loan per call, never reused: payoff_loans (below) holds this
     # many calls per second of the workload's slices, warm-ups included.
     payoff_calls_per_s: int
@@ -66,6 +70,7 @@ TINY = Size(
     history_loans=10,
     pay_loans=60,
     hot_loans=20,
+    replay_loans=201,
     payoff_calls_per_s=800,
     reverse_calls_per_s=800,
     total_loans=2_000,
@@ -83,6 +88,7 @@ DEFAULT = Size(
     history_loans=100,
     pay_loans=600,
     hot_loans=100,
+    replay_loans=1_601,
     payoff_calls_per_s=2_000,
     reverse_calls_per_s=2_000,
     total_loans=100_000,
@@ -100,6 +106,7 @@ FULL = Size(
     history_loans=100,
     pay_loans=3_000,
     hot_loans=300,
+    replay_loans=4_801,
     payoff_calls_per_s=2_000,
     reverse_calls_per_s=2_000,
     total_loans=1_000_000,
