@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg
 import psycopg2
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.dialects.postgresql import psycopg2 as psycopg2_dialect
 from sqlalchemy.engine import make_url
 
 WRITE_OPTION = "loanbilling_write"
@@ -30,8 +32,10 @@ def make_engine(
         return _sqlite_engine(url)
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
-            # SQLAlchemy 2.1 would pick psycopg 3; the project ships psycopg2.
-            parsed = parsed.set(drivername="postgresql+psycopg2")
+            # psycopg 3: it prepares the statements a connection runs again and
+            # again (docs/benchmarks.md: half of PostgreSQL's CPU per payment).
+            # postgresql+psycopg2://... still picks psycopg2.
+            parsed = parsed.set(drivername="postgresql+psycopg")
         return create_engine(
             parsed,
             pool_size=pool_size,
@@ -57,6 +61,14 @@ def make_engine(
         f"unsupported database URL {parsed.render_as_string(hide_password=True)}: "
         "use sqlite:///PATH or postgresql://..."
     )
+
+
+def dedicated_connect_args(engine: Engine) -> dict[str, object]:
+    """The engine's URL as psycopg2.connect keywords (host, dbname, user, ...), for
+    the connections of their own (LISTEN, the leader lock) that psycopg2 opens
+    whatever driver the pool uses."""
+    _, kwargs = psycopg2_dialect.dialect().create_connect_args(engine.url)
+    return kwargs
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -138,9 +150,9 @@ def autocommit(engine: Engine) -> Iterator[Connection]:
         finally:
             try:
                 if driver.closed:
-                    raise psycopg2.InterfaceError("connection already closed")
+                    raise psycopg.InterfaceError("connection already closed")
                 driver.autocommit = False
-            except psycopg2.Error:
+            except (psycopg.Error, psycopg2.Error):
                 conn.invalidate()  # the pool replaces it
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg
 import psycopg2
 from sqlalchemy import exc as sa_exc
 
@@ -27,7 +28,13 @@ def is_unavailable(error: BaseException) -> bool:
             error, sa_exc.OperationalError | sa_exc.InterfaceError
         )
     # The same from the driver itself, where SQLAlchemy did not wrap it (pool upkeep).
-    return isinstance(error, psycopg2.OperationalError | psycopg2.InterfaceError)
+    return isinstance(
+        error,
+        psycopg.OperationalError
+        | psycopg.InterfaceError
+        | psycopg2.OperationalError
+        | psycopg2.InterfaceError,
+    )
 
 
 @contextmanager
@@ -37,7 +44,7 @@ def translated() -> Iterator[None]:
         yield
     except sa_exc.IntegrityError as error:
         raise DuplicateKey(str(error.orig).strip().splitlines()[0]) from error
-    except (sa_exc.SQLAlchemyError, psycopg2.Error) as error:
+    except (sa_exc.SQLAlchemyError, psycopg.Error, psycopg2.Error) as error:
         if is_unavailable(error):
             raise StorageUnavailable(error.__class__.__name__) from error
         raise

@@ -15,7 +15,7 @@ import psycopg2
 from sqlalchemy import Engine
 
 from loanbilling.domain.errors import StorageUnavailable
-from loanbilling.storage.database import is_postgresql
+from loanbilling.storage.database import dedicated_connect_args, is_postgresql
 
 # The leader's own connection: fail fast, and notice a dead server (hence a
 # lost lock) within seconds rather than at TCP's leisure.
@@ -62,9 +62,12 @@ class AdvisoryLock:
     still answers checks the lock."""
 
     def __init__(self, engine: Engine, key: int, *, application_name: str) -> None:
-        args, kwargs = engine.dialect.create_connect_args(engine.url)
-        options = {**LOCK_CONNECT_ARGS, "application_name": application_name, **kwargs}
-        self._connect = lambda: psycopg2.connect(*args, **options)
+        options = {
+            **LOCK_CONNECT_ARGS,
+            "application_name": application_name,
+            **dedicated_connect_args(engine),
+        }
+        self._connect = lambda: psycopg2.connect(**options)
         self.key = key
         self._conn = None
 

@@ -16,6 +16,7 @@ import psycopg2.extensions
 from sqlalchemy import Engine
 
 from loanbilling.domain.errors import StorageUnavailable
+from loanbilling.storage.database import dedicated_connect_args
 
 NOTIFY_CHANNEL = "loanbilling_events"
 ANONYMOUS = "-"  # the origin of a numbering nobody needs to recognise
@@ -54,9 +55,9 @@ class ListenConnection:
 
     def __init__(self, engine: Engine, channel: str = NOTIFY_CHANNEL) -> None:
         """Blocking: connects and starts listening."""
-        args, kwargs = engine.dialect.create_connect_args(engine.url)
+        kwargs = dedicated_connect_args(engine)
         try:
-            self._conn = psycopg2.connect(*args, **{**DEDICATED_CONNECT_ARGS, **kwargs})
+            self._conn = psycopg2.connect(**{**DEDICATED_CONNECT_ARGS, **kwargs})
         except psycopg2.Error as error:
             raise StorageUnavailable(f"LISTEN {channel}: {error}") from error
         try:

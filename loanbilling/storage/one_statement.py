@@ -12,8 +12,9 @@ decided with the domain; the UPDATE of the loan is guarded by what it read
 a concurrent change makes the whole statement write nothing and the caller
 decides again under the row lock. The rows are the portable path's own
 (repository.loan_row, payment_row, event_row): one definition of each. The
-psycopg2 parameters are bound by `exec_driver_sql`: these statements are fixed
-text, nothing to compile.
+parameters are bound by the driver (`exec_driver_sql`): these statements are
+fixed text, nothing to compile, and psycopg 3 prepares each on the server once
+a connection has run it a few times, so PostgreSQL plans it once per connection.
 """
 
 from __future__ import annotations

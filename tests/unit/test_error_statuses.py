@@ -5,6 +5,7 @@ driver's errors (storage.errors.translated), the API maps the result
 from __future__ import annotations
 
 import grpc
+import psycopg
 import psycopg2
 import pytest
 from sqlalchemy import exc as sa_exc
@@ -13,13 +14,25 @@ from loanbilling.api.errors import status_of
 from loanbilling.domain.errors import DuplicateKey, StorageUnavailable
 from loanbilling.storage.errors import translated
 
+# psycopg 3 drives the pool, psycopg2 the dedicated connections: both drivers' errors.
 OUT_OF_REACH = [
     psycopg2.OperationalError("server closed the connection unexpectedly"),
     psycopg2.InterfaceError("connection already closed"),
     sa_exc.OperationalError("SELECT 1", {}, psycopg2.OperationalError("refused")),
+    psycopg.OperationalError("consuming input failed: server closed the connection"),
+    psycopg.InterfaceError("the connection is closed"),
+    sa_exc.OperationalError("SELECT 1", {}, psycopg.OperationalError("refused")),
     sa_exc.TimeoutError("QueuePool limit of size 8 overflow 0 reached"),
 ]
-OUT_OF_REACH_IDS = ["raw-operational", "raw-interface", "wrapped-operational", "pool-timeout"]
+OUT_OF_REACH_IDS = [
+    "raw-operational",
+    "raw-interface",
+    "wrapped-operational",
+    "raw-operational-psycopg3",
+    "raw-interface-psycopg3",
+    "wrapped-operational-psycopg3",
+    "pool-timeout",
+]
 
 
 def translate(error: Exception) -> Exception:
