@@ -85,11 +85,21 @@ class IdPicker:
 
 
 class Client:
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, channels: int = 1) -> None:
         self.target = target
         self.channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         self.loans = loan_service_pb2_grpc.LoanServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
+        # --client-channels: the no-op and the reads go round-robin over this many
+        # connections of their own (a local subchannel pool each: gRPC would
+        # otherwise share one), so that `serve --workers N` gets several to spread.
+        self.spread = [self.channel] + [
+            grpc.aio.insecure_channel(
+                target, options=[*CHANNEL_OPTIONS, ("grpc.use_local_subchannel_pool", 1)]
+            )
+            for _ in range(channels - 1)
+        ]
+        self._turn = itertools.count()
         self.left: dict[int, int] = {}  # installments left to pay, per loan
         self.reversal_sent: set[int] = set()  # payments ReversePayment was sent, ever
         self.keys = itertools.count()
@@ -105,23 +115,21 @@ class Client:
         timeout = CALL_TIMEOUT_S
         if rpc == "health":
             request = health_pb2.HealthCheckRequest()
-            return lambda: self.health.Check(request, timeout=timeout)
+            checks = [health_pb2_grpc.HealthStub(c).Check for c in self.spread]
+            return lambda: checks[next(self._turn) % len(checks)](request, timeout=timeout)
         if rpc in ("get_outstanding", "is_delinquent", "get_loan", "payoff_quote"):
             pick = IdPicker(spec["ids"])
             as_of = _date(spec.get("as_of"))
-            method, message = {
-                "get_outstanding": (
-                    self.loans.GetOutstanding,
-                    loan_service_pb2.GetOutstandingRequest,
-                ),
-                "is_delinquent": (self.loans.IsDelinquent, loan_service_pb2.IsDelinquentRequest),
-                "get_loan": (self.loans.GetLoan, loan_service_pb2.GetLoanRequest),
-                "payoff_quote": (
-                    self.loans.GetPayoffQuote,
-                    loan_service_pb2.GetPayoffQuoteRequest,
-                ),
+            name, message = {
+                "get_outstanding": ("GetOutstanding", loan_service_pb2.GetOutstandingRequest),
+                "is_delinquent": ("IsDelinquent", loan_service_pb2.IsDelinquentRequest),
+                "get_loan": ("GetLoan", loan_service_pb2.GetLoanRequest),
+                "payoff_quote": ("GetPayoffQuote", loan_service_pb2.GetPayoffQuoteRequest),
             }[rpc]
-            return lambda: method(message(loan_id=pick(), as_of=as_of), timeout=timeout)
+            methods = [getattr(loan_service_pb2_grpc.LoanServiceStub(c), name) for c in self.spread]
+            return lambda: methods[next(self._turn) % len(methods)](
+                message(loan_id=pick(), as_of=as_of), timeout=timeout
+            )
         if rpc == "list_payments":
             pick = IdPicker(spec["ids"])
             return lambda: self.loans.ListPayments(
@@ -555,7 +563,7 @@ def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-async def serve(target: str) -> None:
+async def serve(target: str, channels: int = 1) -> None:
     loop = asyncio.get_running_loop()
     commands: asyncio.Queue = asyncio.Queue()
 
@@ -566,7 +574,7 @@ async def serve(target: str) -> None:
         loop.call_soon_threadsafe(commands.put_nowait, {"op": "exit"})
 
     threading.Thread(target=read_stdin, daemon=True).start()
-    client = Client(target)
+    client = Client(target, channels)
     running: asyncio.Task | None = None
     try:
         while True:
@@ -595,7 +603,8 @@ async def serve(target: str) -> None:
                     await running
                 return
     finally:
-        await client.channel.close()
+        for channel in client.spread:
+            await channel.close()
 
 
 def _emit(answer: dict) -> None:
@@ -604,4 +613,4 @@ def _emit(answer: dict) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(sys.argv[1]))
+    asyncio.run(serve(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1))

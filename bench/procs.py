@@ -55,6 +55,16 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def tree_cpu_s(pid: int) -> float:
+    """cpu_s of a process and its live descendants (`serve --workers N`: the workers)."""
+    total = cpu_s(pid)
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return total
+    return total + sum(tree_cpu_s(int(child)) for child in children)
+
+
 class Server:
     """`loanbilling serve` on a free port of 127.0.0.1, its log in a file."""
 

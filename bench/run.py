@@ -21,7 +21,7 @@ from google.type import date_pb2
 from microfin.loanbilling.v1 import loan_service_pb2, loan_service_pb2_grpc
 
 from bench import dblimit, profile, report, seed
-from bench.procs import BIN, Sampler, Server, Worker, cpu_s, rss_kb
+from bench.procs import BIN, Sampler, Server, Worker, cpu_s, rss_kb, tree_cpu_s
 from bench.sizes import (
     DEFAULT,
     FULL,
@@ -77,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
         "--profile",
         type=Path,
         help="after the run, profile the server with py-spy under some workloads into this folder",
+    )
+    parser.add_argument(
+        "--client-channels",
+        type=int,
+        default=1,
+        help="connections the load client spreads the no-op and the reads over (default 1; "
+        "more for `--server-arg=--workers=N`, which spreads connections, not calls)",
     )
     parser.add_argument(
         "--server-command",
@@ -321,7 +328,7 @@ class Bench:
                 "script": self.replay.script,
                 "defines": self.replay.defines,
             }
-        server_before = cpu_s(self.server.pid)
+        server_before = tree_cpu_s(self.server.pid)
         wall = time.time()
         done = self.replay.run(self.url, seconds)
         if done.failed:
@@ -338,7 +345,7 @@ class Bench:
             "window_end": wall + done.elapsed_s,
         }
         used = {
-            "server": cpu_s(self.server.pid) - server_before,
+            "server": tree_cpu_s(self.server.pid) - server_before,
             "pg": done.pg_cpu_s,
             "client": done.pgbench_cpu_s,
         }
@@ -346,7 +353,7 @@ class Bench:
 
     def _cpu(self) -> dict:
         return {
-            "server": cpu_s(self.server.pid),
+            "server": tree_cpu_s(self.server.pid),
             "client": cpu_s(self.client.pid),
             "pg": self.pg_cpu(),
             "t": time.perf_counter(),
@@ -416,7 +423,7 @@ class Bench:
         command = shlex.split(self.args.server_command) if self.args.server_command else None
         self.server = Server(self.url, self.workdir, self.args.server_arg, command).start()
         self.sampler = Sampler(self.server.pid)
-        self.client = Worker("bench.client", self.server.address)
+        self.client = Worker("bench.client", self.server.address, str(self.args.client_channels))
         self.results["details"]["server_rss_idle_mb"] = round(rss_kb(self.server.pid) / MB, 1)
         try:
             self._stage_a()

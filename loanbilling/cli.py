@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             return _verify_books(settings)
         if args.command == "export-journal":
             return _export_journal(settings, args.from_date, args.to_date, args.output)
+        if settings.workers > 1:
+            from loanbilling.workers import serve_workers
+
+            return serve_workers(settings)
         from loanbilling.server import serve
 
         asyncio.run(serve(settings))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENV_PREFIX = "LOANBILLING_"
+MAX_WORKERS = 64
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,12 @@ class Settings:
     max_connection_age_s: float = 1800.0
     # Seconds calls (streams included) still get on a connection asked to reconnect.
     max_connection_age_grace_s: float = 30.0
+    # Server processes sharing the listen port (SO_REUSEPORT), each with its own
+    # event loop and pool: a pod's cores (loanbilling.workers).
+    workers: int = 1
+    # Bind the listen port with SO_REUSEPORT, sharing it with other processes that
+    # do too; off, a port already taken fails the start. --workers sets it.
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -104,6 +111,8 @@ class Settings:
             raise ValueError("max_connection_age_s must be 0 (no limit) or more")
         if self.max_connection_age_grace_s < 0:
             raise ValueError("max_connection_age_grace_s must be 0 or more")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ValueError(f"workers must be 1 to {MAX_WORKERS}")
 
     @classmethod
     def load(
@@ -126,6 +135,16 @@ class Settings:
                     f"{raw!r} is not a valid {kind.__name__}"
                 ) from None
         return cls(**values)
+
+
+def to_environ(settings: Settings) -> dict[str, str]:
+    """Every setting as the LOANBILLING_* variable `Settings.load` reads back to it."""
+    environ = {}
+    for field in fields(settings):
+        value = getattr(settings, field.name)
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        environ[ENV_PREFIX + field.name.upper()] = text
+    return environ
 
 
 def _parse_bool(raw: str | bool) -> bool:
@@ -167,6 +186,9 @@ HELP: dict[str, str] = {
     "(spreads clients onto new replicas); 0: never",
     "max_connection_age_grace_s": "seconds the calls and streams of a connection asked to "
     "reconnect still get",
+    "workers": "server processes sharing the listen port (SO_REUSEPORT), e.g. one per core; "
+    "PostgreSQL only",
+    "reuse_port": "share the listen port with other processes that do too (--workers sets it)",
 }
 
 

@@ -299,6 +299,9 @@ def _background_engine(engine: Engine, *, threads: int) -> Engine:
 
 def _server_options(settings: Settings) -> list[tuple[str, int]]:
     options = [*SERVER_OPTIONS, ("grpc.max_concurrent_streams", settings.max_concurrent_streams)]
+    if settings.reuse_port:  # a worker of `serve --workers` (loanbilling.workers)
+        # Replaced, not appended: of two values of one option, gRPC takes the first.
+        options = [(k, 1 if k == "grpc.so_reuseport" else v) for k, v in options]
     if settings.max_connection_age_s > 0:
         # After about this age (gRPC adds +-10 % jitter) a connection gets GOAWAY: the
         # client opens a new one, which its balancer may send to a newer replica. Its
