@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.procs import TICKS
+from bench.procs import TICKS, stat_fields
 
 # How each varying parameter follows from the slot read (\gset prefix s_) and the
 # per-transaction variables below; a parameter the script does not know stops the
@@ -254,8 +254,7 @@ def _postmaster_pid(database_url: str) -> int:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_backend_pid()")
             (backend,) = cur.fetchone()
-        with open(f"/proc/{backend}/stat") as stat:
-            return int(stat.read().rsplit(")", 1)[1].split()[1])
+        return int(stat_fields(backend)[1])  # its parent: the postmaster
     finally:
         conn.close()
 
@@ -263,9 +262,5 @@ def _postmaster_pid(database_url: str) -> int:
 def _children_cpu_s(pid: int) -> float:
     """CPU seconds of `pid`'s children that have exited (the backends of pgbench's
     connections, reaped by the postmaster once they closed)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[13]) + int(fields[14])) / TICKS
+    fields = stat_fields(pid)
+    return (int(fields[13]) + int(fields[14])) / TICKS if fields else 0.0

@@ -63,8 +63,6 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 LIVENESS = "liveness"
 
 SERVER_OPTIONS = [
-    # A second server on a taken port must fail, not share the port's traffic.
-    ("grpc.so_reuseport", 0),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     # Ping idle connections so that proxies keep them open and dead peers are noticed.
@@ -298,10 +296,13 @@ def _background_engine(engine: Engine, *, threads: int) -> Engine:
 
 
 def _server_options(settings: Settings) -> list[tuple[str, int]]:
-    options = [*SERVER_OPTIONS, ("grpc.max_concurrent_streams", settings.max_concurrent_streams)]
-    if settings.reuse_port:  # a worker of `serve --workers` (loanbilling.workers)
-        # Replaced, not appended: of two values of one option, gRPC takes the first.
-        options = [(k, 1 if k == "grpc.so_reuseport" else v) for k, v in options]
+    options = [
+        *SERVER_OPTIONS,
+        ("grpc.max_concurrent_streams", settings.max_concurrent_streams),
+        # A second server on a taken port must fail, not share the port's traffic;
+        # only the workers of `serve --workers` share theirs (loanbilling.workers).
+        ("grpc.so_reuseport", int(settings.reuse_port)),
+    ]
     if settings.max_connection_age_s > 0:
         # After about this age (gRPC adds +-10 % jitter) a connection gets GOAWAY: the
         # client opens a new one, which its balancer may send to a newer replica. Its

@@ -18,7 +18,7 @@ from loanbilling.storage.database import make_engine
 from loanbilling.storage.tables import loans
 from loanbilling.storage.unit_of_work import sql_storage
 from tests.e2e.processes import run_cli
-from tests.support.api import new_key
+from tests.support.api import lend_canonical
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -45,14 +45,7 @@ def books(database_url):
         clock = FixedClock(START + 2 * WEEK)
         billing = BillingService(sql_storage(engine), clock)
         customer = billing.create_customer(name="Siti", email="siti@example.com", phone="")
-        loan = billing.create_loan(
-            customer_id=customer.id,
-            principal_amount=5_000_000,
-            interest_rate_bps=1000,
-            weeks=50,
-            start_date=START,
-            request_id=new_key("loan"),
-        ).loan
+        loan = lend_canonical(billing, customer.id, START)
         billing.make_payment(
             loan_id=loan.id, amount=110_000, payment_date=START + WEEK, idempotency_key="w1"
         )

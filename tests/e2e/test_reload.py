@@ -223,41 +223,56 @@ def _check(channel: grpc.Channel) -> health_pb2.HealthCheckResponse:
     return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
 
 
+class TlsPair:
+    """Two self-signed certificates, and the server's TLS files, holding the first."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.first_crt, self.first_key = self_signed(tmp_path, "first")
+        self.second_crt, self.second_key = self_signed(tmp_path, "second")
+        self.cert, self.key = tmp_path / "tls.crt", tmp_path / "tls.key"
+        _replace(self.cert, self.first_crt.read_bytes())
+        _replace(self.key, self.first_key.read_bytes())
+
+    def server(self, database: str) -> ServerProcess:
+        args = ("--tls-cert-file", str(self.cert), "--tls-key-file", str(self.key))
+        return ServerProcess(
+            database,
+            self.tmp_path,
+            *args,
+            env=ENV,
+            grpcurl_transport=("-cacert", str(self.first_crt)),
+        )
+
+
 def test_sighup_serves_a_replaced_certificate_and_keeps_it_on_broken_files(database, tmp_path):
-    first_crt, first_key = self_signed(tmp_path, "first")
-    second_crt, second_key = self_signed(tmp_path, "second")
-    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    _replace(cert, first_crt.read_bytes())
-    _replace(key, first_key.read_bytes())
-    args = ("--tls-cert-file", str(cert), "--tls-key-file", str(key))
-    with ServerProcess(
-        database, tmp_path, *args, env=ENV, grpcurl_transport=("-cacert", str(first_crt))
-    ) as server:
-        assert _served_certificate(server.address) == _der(first_crt)
+    tls = TlsPair(tmp_path)
+    with tls.server(database) as server:
+        assert _served_certificate(server.address) == _der(tls.first_crt)
         # A connection open across the switch keeps working (it trusts the first only).
-        before = _health(server.address, first_crt)
+        before = _health(server.address, tls.first_crt)
         assert _check(before).status == health_pb2.HealthCheckResponse.SERVING
 
-        _replace(key, second_key.read_bytes())
-        _replace(cert, second_crt.read_bytes())
+        _replace(tls.key, tls.second_key.read_bytes())
+        _replace(tls.cert, tls.second_crt.read_bytes())
         reloaded = _hup(server, "TLS files reloaded (SIGHUP)")
         assert "new connections get certificate" in reloaded, reloaded
-        assert _served_certificate(server.address) == _der(second_crt)
-        with _health(server.address, second_crt) as after:
+        assert _served_certificate(server.address) == _der(tls.second_crt)
+        with _health(server.address, tls.second_crt) as after:
             assert _check(after).status == health_pb2.HealthCheckResponse.SERVING
         assert _check(before).status == health_pb2.HealthCheckResponse.SERVING
         before.close()
 
         # Broken files: the second certificate stays, and so does the server.
-        _replace(cert, b"-----BEGIN CERTIFICATE-----\nnot one\n-----END CERTIFICATE-----\n")
+        _replace(tls.cert, b"-----BEGIN CERTIFICATE-----\nnot one\n-----END CERTIFICATE-----\n")
         refused = _hup(server, "TLS files not reloaded (SIGHUP)")
         assert "still serving certificate" in refused, refused
-        assert _served_certificate(server.address) == _der(second_crt)
-        _replace(cert, first_crt.read_bytes())  # with the second key: no pair
+        assert _served_certificate(server.address) == _der(tls.second_crt)
+        _replace(tls.cert, tls.first_crt.read_bytes())  # with the second key: no pair
         refused = _hup(server, "TLS files not reloaded (SIGHUP)")
         assert "KEY_VALUES_MISMATCH" in refused, refused
-        assert _served_certificate(server.address) == _der(second_crt)
-        with _health(server.address, second_crt) as after:
+        assert _served_certificate(server.address) == _der(tls.second_crt)
+        with _health(server.address, tls.second_crt) as after:
             assert _check(after).status == health_pb2.HealthCheckResponse.SERVING
         assert "Traceback" not in server.log()
         assert server.stop() == 0, server.log()
@@ -266,18 +281,11 @@ def test_sighup_serves_a_replaced_certificate_and_keeps_it_on_broken_files(datab
 def test_a_certificate_renewed_on_disk_is_served_to_the_next_connections(database, tmp_path):
     """Without a signal too: gRPC asks at each new connection, and the files are
     read again when they changed (as when a Kubernetes Secret is updated)."""
-    first_crt, first_key = self_signed(tmp_path, "first")
-    second_crt, second_key = self_signed(tmp_path, "second")
-    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    _replace(cert, first_crt.read_bytes())
-    _replace(key, first_key.read_bytes())
-    args = ("--tls-cert-file", str(cert), "--tls-key-file", str(key))
-    with ServerProcess(
-        database, tmp_path, *args, env=ENV, grpcurl_transport=("-cacert", str(first_crt))
-    ) as server:
-        _replace(key, second_key.read_bytes())
-        _replace(cert, second_crt.read_bytes())
-        assert _served_certificate(server.address) == _der(second_crt)
+    tls = TlsPair(tmp_path)
+    with tls.server(database) as server:
+        _replace(tls.key, tls.second_key.read_bytes())
+        _replace(tls.cert, tls.second_crt.read_bytes())
+        assert _served_certificate(server.address) == _der(tls.second_crt)
         server.wait_for_log("TLS files reloaded (changed on disk)")
         assert server.stop() == 0, server.log()
 

@@ -38,7 +38,7 @@ from tests.e2e.processes import (
     migrate,
     run_cli,
 )
-from tests.support.api import new_key
+from tests.support.api import lend_canonical
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -62,14 +62,7 @@ def two_weeks_paid(database_url):
         customer = billing.create_customer(
             name="Siti Rahayu", email="siti@example.com", phone="+62 812-3456-7890"
         )
-        loan = billing.create_loan(
-            customer_id=customer.id,
-            principal_amount=5_000_000,
-            interest_rate_bps=1000,
-            weeks=50,
-            start_date=START,
-            request_id=new_key("loan"),
-        ).loan
+        loan = lend_canonical(billing, customer.id, START)
         for week in (1, 2):
             billing.make_payment(
                 loan_id=loan.id,
@@ -216,15 +209,8 @@ def small_book(tmp_path) -> str:
     try:
         billing = BillingService(sql_storage(engine), FixedClock(dt.date(2026, 1, 5)))
         customer = billing.create_customer(name="Siti Rahayu", email="siti@example.com", phone="")
-        for n in range(5):
-            billing.create_loan(
-                customer_id=customer.id,
-                principal_amount=5_000_000,
-                interest_rate_bps=1000,
-                weeks=50,
-                start_date=START,
-                request_id=f"loan-{n}",
-            )
+        for _ in range(5):
+            lend_canonical(billing, customer.id, START)
         number_all(engine)
     finally:
         engine.dispose()

@@ -14,7 +14,7 @@ from loanbilling.clock import FixedClock
 from loanbilling.services.billing import BillingService
 from loanbilling.storage.database import make_engine
 from loanbilling.storage.unit_of_work import sql_storage
-from tests.support.api import new_key
+from tests.support.api import lend_canonical, new_key
 
 pytestmark = pytest.mark.postgres
 
@@ -31,14 +31,7 @@ def pg_url(postgres_databases):
 def _pay_weeks(engine, weeks: int) -> int:
     billing = BillingService(sql_storage(engine), FixedClock(START + dt.timedelta(days=7 * 50)))
     customer = billing.create_customer(name="Siti", email="siti@example.com", phone="").id
-    loan = billing.create_loan(
-        customer_id=customer,
-        principal_amount=5_000_000,
-        interest_rate_bps=1000,
-        weeks=50,
-        start_date=START,
-        request_id=new_key("loan"),
-    ).loan
+    loan = lend_canonical(billing, customer, START)
     for _ in range(weeks):
         billing.make_payment(loan_id=loan.id, amount=110_000, idempotency_key=new_key())
     return loan.id
