@@ -57,6 +57,25 @@ def test_a_plain_url_pools_psycopg_3_and_the_payment_runs_prepared(pg_url):
         engine.dispose()
 
 
+def test_a_payments_long_statement_is_rewritten_once_not_per_call(pg_url, monkeypatch):
+    # psycopg 3 memoizes the %(name)s -> $n rewrite of short statements only and
+    # calls _query2pg_nocache for the others on every execute; the engine widens
+    # the memo to ours (storage.database.cache_long_statements).
+    from psycopg import _queries
+
+    uncached = []
+    rewrite = _queries._query2pg_nocache
+    monkeypatch.setattr(
+        _queries, "_query2pg_nocache", lambda *a: uncached.append(a[0]) or rewrite(*a)
+    )
+    engine = make_engine(pg_url, pool_size=1)
+    try:
+        _pay_weeks(engine, 6)
+        assert uncached == []
+    finally:
+        engine.dispose()
+
+
 def test_a_url_naming_psycopg2_keeps_it_and_prepares_nothing(pg_url):
     url = make_url(pg_url).set(drivername="postgresql+psycopg2")
     engine = make_engine(url.render_as_string(hide_password=False), pool_size=1)
