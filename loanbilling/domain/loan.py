@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import re
 from collections.abc import Container
 from dataclasses import dataclass, replace
@@ -269,12 +270,39 @@ class LoanTerms:
         )
 
     def schedule(self) -> list[Installment]:
-        return [self.installment(k) for k in range(1, self.weeks + 1)]
+        """Every installment, as `installment(k)` gives it."""
+        return list(_schedule(self))
 
     def weeks_due_before(self, on: dt.date) -> int:
         """How many installments fell due strictly before `on`."""
         days = (on - self.start_date).days
         return min(max((days - 1) // DAYS_PER_WEEK, 0), self.weeks)
+
+
+@functools.lru_cache(maxsize=256)
+def _schedule(terms: LoanTerms) -> tuple[Installment, ...]:
+    """The schedule of `terms`, remembered: a new loan's is wanted twice (its rows
+    and the answer), and the day's loans of one product share theirs. The
+    cumulative amount and interest are taken once per week, not twice as
+    `installment(k)` alone must."""
+    lines: list[Installment] = []
+    amount_before = interest_before = 0
+    for week in range(1, terms.weeks + 1):
+        amount_to = terms.amount_through(week)
+        interest_to = terms.interest_part(amount_to)
+        amount = amount_to - amount_before
+        interest = interest_to - interest_before
+        lines.append(
+            Installment(
+                week_number=week,
+                due_date=terms.due_date(week),
+                amount=amount,
+                principal_amount=amount - interest,
+                interest_amount=interest,
+            )
+        )
+        amount_before, interest_before = amount_to, interest_to
+    return tuple(lines)
 
 
 @dataclass(frozen=True, slots=True)

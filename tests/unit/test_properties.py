@@ -189,6 +189,12 @@ def test_amount_and_interest_through_match_schedule(terms):
         assert terms.interest_through(inst.week_number) == interest
 
 
+@SETTINGS
+@given(loan_terms())
+def test_the_schedule_is_each_installment_as_computed_alone(terms):
+    assert terms.schedule() == [terms.installment(k) for k in range(1, terms.weeks + 1)]
+
+
 # --- position at a date ---------------------------------------------------------
 
 
