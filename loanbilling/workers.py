@@ -34,8 +34,6 @@ STOP_TIMEOUT_MARGIN_S = 10.0
 
 def check(settings: Settings) -> None:
     """What N workers need: a fixed port (all bind it) and a database they can share."""
-    if settings.workers == 1:
-        return
     if settings.database_url.startswith("sqlite"):
         raise ValueError(
             "--workers above 1 needs PostgreSQL: SQLite is for one process only "

@@ -30,6 +30,7 @@ from tests.support.api import (
     create_canonical_loan,
     create_customer,
     details_of,
+    lend_canonical,
     new_key,
     pay,
     pb_date,
@@ -74,14 +75,7 @@ def two_loans(billing, clock):
     clock.current = AS_OF
     customer = billing.create_customer(name="Siti", email="siti@example.com", phone="").id
     for paid in (True, False):
-        loan = billing.create_loan(
-            customer_id=customer,
-            principal_amount=5_000_000,
-            interest_rate_bps=1000,
-            weeks=50,
-            start_date=START,
-            request_id=new_key("loan"),
-        ).loan
+        loan = lend_canonical(billing, customer, START)
         if paid:
             billing.make_payment(
                 loan_id=loan.id,
@@ -138,15 +132,7 @@ def test_a_waived_payoff_is_not_collected(analytics, billing, clock):
     # 5,500,000 - 220,000 - 460,000 = 4,820,000 of cash.
     clock.current = AS_OF
     customer = billing.create_customer(name="Siti", email="siti@example.com", phone="").id
-    loan = billing.create_loan(
-        customer_id=customer,
-        principal_amount=5_000_000,
-        interest_rate_bps=1000,
-        weeks=50,
-        start_date=START,
-        payoff_interest=PayoffInterest.WAIVE_UNDUE,
-        request_id=new_key("loan"),
-    ).loan
+    loan = lend_canonical(billing, customer, START, payoff_interest=PayoffInterest.WAIVE_UNDUE)
     billing.make_payment(
         loan_id=loan.id,
         amount=220_000,

@@ -27,7 +27,7 @@ from loanbilling.storage.migrate import (
 )
 from loanbilling.storage.tables import metadata
 from loanbilling.storage.unit_of_work import sql_storage
-from tests.support.api import new_key
+from tests.support.api import lend_canonical
 from tests.support.books import assert_books_exact
 from tests.support.databases import sqlite_url
 
@@ -408,15 +408,7 @@ def test_upgrade_to_the_journal_posts_what_the_books_already_hold(empty_url):
         customer = billing.create_customer(name="Siti", email="s@example.com", phone="").id
 
         def loan(**settings) -> int:
-            return billing.create_loan(
-                customer_id=customer,
-                principal_amount=5_000_000,
-                interest_rate_bps=1000,
-                weeks=50,
-                start_date=START,
-                request_id=new_key("loan"),
-                **settings,
-            ).loan.id
+            return lend_canonical(billing, customer, START, **settings).id
 
         keys = iter(f"k{n}" for n in range(100))
         paid, waived, written = loan(), loan(payoff_interest=PayoffInterest.WAIVE_UNDUE), loan()

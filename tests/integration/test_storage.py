@@ -21,23 +21,14 @@ from loanbilling.storage.migrate import (
 )
 from loanbilling.storage.tables import installments, loans, payments
 from tests.conftest import START
-from tests.support.api import new_key
+from tests.support.api import lend_canonical
 
 WEEK = dt.timedelta(days=7)
 
 
 def canonical(billing, **overrides):
     customer = billing.create_customer(name="Siti", email="siti@example.com", phone="")
-    fields = dict(
-        customer_id=customer.id,
-        principal_amount=5_000_000,
-        interest_rate_bps=1000,
-        weeks=50,
-        start_date=START,
-        request_id=new_key("loan"),
-    )
-    fields.update(overrides)
-    return billing.create_loan(**fields).loan
+    return lend_canonical(billing, customer.id, START, **overrides)
 
 
 def test_schema_is_at_head_and_checked(engine):

@@ -26,7 +26,7 @@ from loanbilling.services.sweep import SweepService
 from loanbilling.storage.event_store import EVENT_COLUMNS, event_row
 from loanbilling.storage.tables import events, loans
 from tests.conftest import START
-from tests.support.api import new_key
+from tests.support.api import lend_canonical
 from tests.support.generated_loans import (
     BOOKS,
     DATES,
@@ -115,14 +115,7 @@ def test_a_loans_delinquent_event_follows_its_missed_installments(engine, books,
     "loan delinquent" comes after the "installment missed" events that caused it."""
     customer = books.create_customer(name="Siti", email="siti@example.com", phone="").id
     for _ in range(5):
-        books.create_loan(
-            customer_id=customer,
-            principal_amount=5_000_000,
-            interest_rate_bps=1000,
-            weeks=50,
-            start_date=START,
-            request_id=new_key("loan"),
-        )
+        lend_canonical(books, customer, START)
     clock.current = START + 22 * DAY  # weeks 1-3 missed, week 4 due on day 28
     report = SweepService(storage, clock, reminder_days=6).run()
     assert (report.newly_delinquent, report.events_written) == (5, 5 * (3 + 1 + 1))
@@ -147,17 +140,7 @@ def test_sweeps_racing_payments_flip_and_cure_consistently(engine, billing, stor
     loan paid up ends ACTIVE (cured if a sweep flipped it first), an unpaid one
     ends DELINQUENT with one "loan delinquent" event."""
     customer = billing.create_customer(name="Siti", email="siti@example.com", phone="").id
-    ids = [
-        billing.create_loan(
-            customer_id=customer,
-            principal_amount=5_000_000,
-            interest_rate_bps=1000,
-            weeks=50,
-            start_date=START,
-            request_id=new_key("loan"),
-        ).loan.id
-        for _ in range(24)
-    ]
+    ids = [lend_canonical(billing, customer, START).id for _ in range(24)]
     clock.current = START + 22 * DAY  # weeks 1-3 missed: delinquent
     paid = ids[::2]
     sweeps = [SweepService(storage, clock, batch_size=5) for _ in range(2)]
