@@ -208,7 +208,7 @@ class Bench:
     def wait_sequenced(self, timeout: float = 600) -> None:
         """Until the server's sequencer has numbered every event written so far."""
         deadline = time.monotonic() + timeout
-        while self.query("SELECT count(*) FROM events WHERE sequence IS NULL")[0][0]:
+        while self.query("SELECT count(*) FROM pending_events")[0][0]:
             if time.monotonic() > deadline:
                 raise RuntimeError("events still unnumbered: is the sequencer stuck?")
             time.sleep(0.1)
@@ -772,7 +772,8 @@ class Bench:
         pay = self.group("pay")
         latest = dict(
             self.query(
-                "SELECT loan_id, max(sequence) FROM events WHERE loan_id BETWEEN %s AND %s "
+                "SELECT loan_id, max(sequence) FROM events JOIN event_numbers "
+                "ON event_numbers.event_id = events.id WHERE loan_id BETWEEN %s AND %s "
                 "GROUP BY loan_id",
                 (pay.lo, pay.hi),
             )

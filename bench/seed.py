@@ -449,10 +449,10 @@ class Seeder:
         unnest = ", ".join(f"%({name})s::{kind}[]" for name, (kind, _) in columns.items())
         base = self.layout.events + 1
         sql = (
-            "INSERT INTO events (id, sequence, kind, loan_id, customer_id, week_number, "
+            "INSERT INTO events (id, kind, loan_id, customer_id, week_number, "
             "business_date, created_at, amount, due_date, missed_installments, overdue_amount, "
             "days_past_due, outstanding_amount, currency_code, payment_id) "
-            "SELECT n, n, t.kind, l.id, l.customer_id, t.week, t.bdate, t.bdate::timestamptz, "
+            "SELECT n, t.kind, l.id, l.customer_id, t.week, t.bdate, t.bdate::timestamptz, "
             "t.amount, t.due, t.missed, t.overdue, t.dpd, t.outstanding, 'IDR', NULL "
             f"FROM loans l, unnest({unnest}) WITH ORDINALITY "
             "AS t(kind, week, bdate, amount, due, missed, overdue, dpd, outstanding, i), "
@@ -462,7 +462,12 @@ class Seeder:
         params = {name: values for name, (_, values) in columns.items()}
         params.update(base=base, lo=g.lo, hi=g.hi, per=len(rows))
         self.layout.events += g.count * len(rows)
-        return [(sql, params)]
+        # Numbered already, each with its id for its sequence.
+        numbers = (
+            "INSERT INTO event_numbers (sequence, event_id) "
+            "SELECT n, n FROM generate_series(%(base)s::bigint, %(last)s::bigint) AS n"
+        )
+        return [(sql, params), (numbers, {"base": base, "last": self.layout.events})]
 
     def _filler(self, g: Group) -> None:
         weeks = g.weeks
@@ -543,7 +548,7 @@ class Seeder:
                 )
             cur.execute(
                 "UPDATE event_sequence SET last_sequence = "
-                "(SELECT coalesce(max(sequence), 0) FROM events) WHERE id = 1"
+                "(SELECT coalesce(max(sequence), 0) FROM event_numbers) WHERE id = 1"
             )
             cur.execute("SELECT count(*) FROM payments")
             self.layout.payments = cur.fetchone()[0]
@@ -809,7 +814,7 @@ def database_size(url: str) -> dict:
             sizes = {}
             cur.execute("SELECT to_regclass('journal_entries') IS NOT NULL")
             ledger = ("journal_entries", "ledger_totals") if cur.fetchone()[0] else ()
-            for table in ("loans", "installments", "payments", "events", *ledger):
+            for table in ("loans", "installments", "payments", "events", "event_numbers", *ledger):
                 cur.execute("SELECT pg_total_relation_size(%s), count(*) FROM " + table, (table,))
                 size, count = cur.fetchone()
                 sizes[table] = {"rows": count, "bytes": size}

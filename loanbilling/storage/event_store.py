@@ -1,15 +1,22 @@
-"""The outbox row: how an event is written and read back, and reads of numbered
-events in sequence order."""
+"""The outbox row: how an event is written (with its pending row) and read back,
+and reads of numbered events in sequence order."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import fields
 
-from sqlalchemy import Connection, Row, exists, select
+from sqlalchemy import Connection, Row, Select, exists, insert, select
 
 from loanbilling.domain.events import Event, EventFilter, EventKind, NewEvent
-from loanbilling.storage.tables import customers, event_sequence, events, loans
+from loanbilling.storage.tables import (
+    customers,
+    event_numbers,
+    event_sequence,
+    events,
+    loans,
+    pending_events,
+)
 
 # The outbox row as a writer fills it: every field of NewEvent, and the time it
 # was written. The one definition that the payment, loan and sweep writes use.
@@ -24,8 +31,17 @@ def event_row(event: NewEvent, now: dt.datetime) -> dict[str, object]:
     return row
 
 
+_QUEUE = insert(pending_events)
+
+
+def queue_events(conn: Connection, event_ids: list[int]) -> None:
+    """Marks the events just written as pending, for the sequencer to number."""
+    if event_ids:
+        conn.execute(_QUEUE, [{"event_id": event_id} for event_id in event_ids])
+
+
 def event_from_row(row: Row) -> Event:
-    """The numbered event a row of `events` holds: EVENT_COLUMNS and its sequence."""
+    """The numbered event a row of `events` and its `sequence` hold."""
     values = row._mapping
     read = {name: values[name] for name in EVENT_COLUMNS}
     read["kind"] = EventKind(read["kind"])
@@ -50,21 +66,33 @@ def events_after(
 ) -> list[Event]:
     """Numbered events with sequence in (after_sequence, up_to], oldest first;
     with `only`, those it matches."""
+    query = events_after_query(after_sequence, limit=limit, up_to=up_to, only=only)
+    return [event_from_row(row) for row in conn.execute(query)]
+
+
+def events_after_query(
+    after_sequence: int, *, limit: int, up_to: int | None, only: EventFilter | None
+) -> Select:
+    """events_after's SELECT. A filter on a loan or a customer is served by the
+    events' index on it, the numbers then joined by event id: a stream that
+    follows one loan reads that loan's events, not the log."""
+    number = event_numbers.c.sequence
     query = (
-        select(events)
-        .where(events.c.sequence > after_sequence)
-        .order_by(events.c.sequence)
+        select(events, number)
+        .join_from(event_numbers, events, events.c.id == event_numbers.c.event_id)
+        .where(number > after_sequence)
+        .order_by(number)
         .limit(limit)
     )
     if up_to is not None:
-        query = query.where(events.c.sequence <= up_to)
+        query = query.where(number <= up_to)
     if only is not None:
         query = query.where(events.c.kind.in_([k.value for k in only.kinds]))
         if only.loan_id is not None:
             query = query.where(events.c.loan_id == only.loan_id)
         if only.customer_id is not None:
             query = query.where(events.c.customer_id == only.customer_id)
-    return [event_from_row(row) for row in conn.execute(query)]
+    return query
 
 
 def filter_subjects(
@@ -75,9 +103,7 @@ def filter_subjects(
     `customer_id` exists (True when none is named)."""
     columns = []
     if loan_id is not None:
-        columns.append(
-            select(loans.c.customer_id).where(loans.c.id == loan_id).scalar_subquery()
-        )
+        columns.append(select(loans.c.customer_id).where(loans.c.id == loan_id).scalar_subquery())
     if customer_id is not None:
         columns.append(exists().where(customers.c.id == customer_id))
     if not columns:

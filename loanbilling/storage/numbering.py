@@ -1,24 +1,26 @@
 """Numbers committed outbox events in commit order.
 
-Writers insert events with `sequence` NULL. A numbering, under the row lock of
-`event_sequence`, gives the pending committed events the next numbers and
-commits. Numberings on every replica serialise on that lock, so numbers are
-handed out in increasing order and become visible all at once: a reader that
-follows `sequence` sees no gap now that is filled later. Writers never touch
-the lock, so payments do not queue behind one another for it.
+Writers insert each event with a row in `pending_events`. A numbering, under
+the row lock of `event_sequence`, gives the pending committed events the next
+numbers (rows of `event_numbers`), deletes their pending rows and commits.
+Numberings on every replica serialise on that lock, so numbers are handed out
+in increasing order and become visible all at once: a reader that follows
+them sees no gap now that is filled later. Writers never touch the lock, so
+payments do not queue behind one another for it; and the event's own row is
+never rewritten.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, delete, insert, select, text, update
 
 from loanbilling.domain.events import Event
 from loanbilling.storage.database import is_postgresql, transaction
 from loanbilling.storage.event_store import event_from_row
 from loanbilling.storage.notifications import ANONYMOUS, NOTIFY_CHANNEL
-from loanbilling.storage.tables import event_sequence, events
+from loanbilling.storage.tables import event_numbers, event_sequence, pending_events
 
 HAND_OVER = 500  # at most this many numbered events come back with a numbering
 
@@ -37,24 +39,27 @@ class Numbered:
 # (payload: loanbilling.storage.notifications) and returns the numbered events
 # (four round trips with BEGIN and COMMIT, not six; and the local hub needs no
 # read of its own). The pending events are chosen by a statement that starts
-# after the lock is held, so that its snapshot sees every event an earlier
-# holder numbered (READ COMMITTED).
+# after the lock is held, so that its snapshot sees the pending rows an earlier
+# holder took as gone (READ COMMITTED).
 _LOCK = text("SELECT last_sequence FROM event_sequence WHERE id = 1 FOR UPDATE")
 _NUMBER = text(
     """
-    WITH pending AS (
-        SELECT id, :last + row_number() OVER (ORDER BY id) AS number
-        FROM events WHERE sequence IS NULL ORDER BY id LIMIT :limit
+    WITH taken AS (
+        DELETE FROM pending_events
+        WHERE event_id IN (SELECT event_id FROM pending_events ORDER BY event_id LIMIT :limit)
+        RETURNING event_id
     ), numbered AS (
-        UPDATE events SET sequence = pending.number FROM pending
-        WHERE events.id = pending.id
-        RETURNING events.*
+        INSERT INTO event_numbers (sequence, event_id)
+        SELECT :last + row_number() OVER (ORDER BY event_id), event_id FROM taken
+        RETURNING sequence, event_id
     ), moved AS (
         UPDATE event_sequence SET last_sequence = (SELECT max(sequence) FROM numbered)
         WHERE id = 1 AND EXISTS (SELECT FROM numbered)
         RETURNING pg_notify(:channel, last_sequence::text || ' ' || :origin)
     )
-    SELECT numbered.* FROM numbered CROSS JOIN moved ORDER BY numbered.sequence
+    SELECT events.*, numbered.sequence
+    FROM numbered JOIN events ON events.id = numbered.event_id CROSS JOIN moved
+    ORDER BY numbered.sequence
     """
 )
 
@@ -75,26 +80,27 @@ def number_pending(engine: Engine, limit: int, origin: str = ANONYMOUS) -> Numbe
         last = conn.execute(
             select(event_sequence.c.last_sequence).where(event_sequence.c.id == 1).with_for_update()
         ).scalar_one()
-        pending = (
-            select(
-                events.c.id,
-                (last + func.row_number().over(order_by=events.c.id)).label("number"),
+        taken = (
+            conn.execute(
+                select(pending_events.c.event_id).order_by(pending_events.c.event_id).limit(limit)
             )
-            .where(events.c.sequence.is_(None))
-            .order_by(events.c.id)
-            .limit(limit)
-            .subquery()
+            .scalars()
+            .all()
         )
-        numbered = conn.execute(
-            update(events).where(events.c.id == pending.c.id).values(sequence=pending.c.number)
-        ).rowcount
-        if numbered:
+        if taken:
+            conn.execute(
+                insert(event_numbers),
+                [{"sequence": last + n, "event_id": e} for n, e in enumerate(taken, 1)],
+            )
+            # SQLite has one writer at a time: no pending row below the last one
+            # taken was left out, so the range deletes exactly those taken.
+            conn.execute(delete(pending_events).where(pending_events.c.event_id <= taken[-1]))
             conn.execute(
                 update(event_sequence)
                 .where(event_sequence.c.id == 1)
-                .values(last_sequence=last + numbered)
+                .values(last_sequence=last + len(taken))
             )
-        return Numbered(numbered, last + numbered)
+        return Numbered(len(taken), last + len(taken))
 
 
 def number_all(engine: Engine, limit: int = 5000, origin: str = ANONYMOUS) -> Numbered:

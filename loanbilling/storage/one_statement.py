@@ -57,6 +57,18 @@ def _event_values(count: int) -> str:
     return f"(VALUES {rows}) AS e({', '.join(EVENT_COLUMNS)})"
 
 
+def _events_from(source: str, count: int) -> str:
+    """The CTEs writing `count` events, and their pending rows, once `source`
+    returned its row (storage.repository.add_events in SQL)."""
+    return f""", told AS (
+    INSERT INTO events ({", ".join(EVENT_COLUMNS)})
+    SELECT e.* FROM {source}, {_event_values(count)}
+    RETURNING id
+), queued AS (
+    INSERT INTO pending_events (event_id) SELECT id FROM told
+)"""
+
+
 def _event_params(new_events: list[NewEvent], written_at) -> dict[str, object]:
     params: dict[str, object] = {}
     for i, event in enumerate(new_events):
@@ -85,10 +97,7 @@ WITH moved AS (
     FROM paid
     WHERE installments.loan_id = %(loan_id)s
       AND installments.week_number BETWEEN %(first_week)s AND %(last_week)s
-), told AS (
-    INSERT INTO events ({", ".join(EVENT_COLUMNS)})
-    SELECT e.* FROM paid, {_event_values(event_count)}
-){_posting("paid")}
+){_events_from("paid", event_count)}{_posting("paid")}
 SELECT id FROM paid
 """
 
@@ -110,10 +119,7 @@ WITH created AS (
     FROM created,
          unnest(%(due_dates)s::date[], %(amounts)s::bigint[], %(interests)s::bigint[])
              WITH ORDINALITY AS s(due_date, amount, interest, week)
-), told AS (
-    INSERT INTO events ({", ".join(EVENT_COLUMNS)})
-    SELECT e.* FROM created, {_event_values(event_count)}
-){_posting("created")}
+){_events_from("created", event_count)}{_posting("created")}
 SELECT id FROM created
 """
 

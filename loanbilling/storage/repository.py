@@ -29,7 +29,7 @@ from loanbilling.domain.loan import (
 )
 from loanbilling.domain.payment import Payment, PaymentKind, Reversal
 from loanbilling.storage import posting
-from loanbilling.storage.event_store import event_row
+from loanbilling.storage.event_store import event_row, queue_events
 from loanbilling.storage.interfaces import PaymentSlot
 from loanbilling.storage.sql import paid_amount_by
 from loanbilling.storage.tables import customers, events, installments, loans, payments
@@ -231,7 +231,7 @@ _MOVE_BALANCE = (
         updated_at=bindparam("b_updated_at"),
     )
 )
-_INSERT_EVENTS = insert(events)
+_INSERT_EVENTS = insert(events).returning(events.c.id)
 _REALLOCATE_PAYMENT = (
     update(payments)
     .where(payments.c.id == bindparam("b_id"))
@@ -274,9 +274,10 @@ def _move_params(before: Loan, after: Loan, written_at: dt.datetime) -> dict[str
 
 
 def add_events(conn: Connection, new_events: list[NewEvent], written_at: dt.datetime) -> None:
-    """Writes events into the outbox, unnumbered: the sequencer numbers them after commit."""
+    """Writes events into the outbox, pending: the sequencer numbers them after commit."""
     if new_events:
-        conn.execute(_INSERT_EVENTS, [event_row(e, written_at) for e in new_events])
+        rows = [event_row(e, written_at) for e in new_events]
+        queue_events(conn, conn.execute(_INSERT_EVENTS, rows).scalars().all())
 
 
 class SqlCustomers:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     func,
+    insert,
     literal,
     select,
     union_all,
@@ -40,7 +41,7 @@ from loanbilling.domain.events import EventKind
 from loanbilling.domain.loan import LoanStatus
 from loanbilling.domain.sweep import reminder_window_end
 from loanbilling.storage.database import autocommit, is_postgresql, transaction
-from loanbilling.storage.event_store import EVENT_COLUMNS
+from loanbilling.storage.event_store import EVENT_COLUMNS, queue_events
 from loanbilling.storage.interfaces import SweepBatch
 from loanbilling.storage.sql import (
     PositionSql,
@@ -51,7 +52,7 @@ from loanbilling.storage.sql import (
     schedule_event_kind,
     schedule_event_weeks,
 )
-from loanbilling.storage.tables import Id, events, installments, loans
+from loanbilling.storage.tables import Id, events, installments, loans, pending_events
 
 # The values a batch binds.
 AS_OF = bindparam("as_of", type_=Date())
@@ -208,12 +209,18 @@ def _postgresql_batch():
         .returning(events.c.id)
         .cte("written")
     )
-    # The counts are evaluated in this order: `written` first, so that the INSERT,
-    # not the count of `flipped`, is what runs the UPDATE.
+    queued = (
+        insert(pending_events)
+        .from_select(["event_id"], select(written.c.id))
+        .returning(pending_events.c.event_id)
+        .cte("queued")
+    )
+    # The counts are evaluated in this order: the events' first, so that the
+    # INSERT, not the count of `flipped`, is what runs the UPDATE.
     return select(
         bounds.c.last_loan_id,
         bounds.c.loans_checked,
-        select(func.count()).select_from(written).scalar_subquery().label("events_written"),
+        select(func.count()).select_from(queued).scalar_subquery().label("events_written"),
         select(func.count()).select_from(flipped).scalar_subquery().label("newly_delinquent"),
     )
 
@@ -225,11 +232,11 @@ def _sqlite_statements():
     in_batch = and_(loans.c.id > AFTER_LOAN_ID, loans.c.id <= LAST_LOAN_ID, is_swept())
     return (
         bounds,
-        _insert_ignoring_duplicates(sqlite, _schedule_rows(in_batch)),
+        _insert_ignoring_duplicates(sqlite, _schedule_rows(in_batch)).returning(events.c.id),
         _flip(in_batch).returning(loans.c.id),
         _insert_ignoring_duplicates(
             sqlite, _delinquent_rows(loans).where(loans.c.id.in_(FLIPPED_IDS))
-        ),
+        ).returning(events.c.id),
     )
 
 
@@ -245,11 +252,12 @@ def _run_batch(conn: Connection, params: dict) -> SweepBatch:
     if last is None:
         return SweepBatch(None, 0, 0, 0)
     params["last_loan_id"] = last
-    written = conn.execute(schedule, params).rowcount
+    written = conn.execute(schedule, params).scalars().all()
     flipped = conn.execute(flip, params).scalars().all()
     if flipped:
-        written += conn.execute(delinquent, {**params, "flipped_ids": flipped}).rowcount
-    return SweepBatch(last, checked, len(flipped), written)
+        written += conn.execute(delinquent, {**params, "flipped_ids": flipped}).scalars().all()
+    queue_events(conn, written)
+    return SweepBatch(last, checked, len(flipped), len(written))
 
 
 def sweep_batch(

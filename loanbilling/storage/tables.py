@@ -152,15 +152,16 @@ payments = Table(
     ),
 )
 
-# The outbox. An event is inserted in the transaction of the change it reports,
-# with `sequence` NULL; the sequencer (loanbilling.storage.numbering) numbers
-# committed events afterwards in one serialised step, so that a reader
-# following `sequence` never skips a row that commits late.
+# The outbox: an insert-only log. An event is inserted in the transaction of
+# the change it reports, together with its row in `pending_events`; the
+# sequencer (loanbilling.storage.numbering) numbers committed events afterwards
+# in one serialised step, in `event_numbers`, so that a reader following the
+# numbers never skips a row that commits late. The event's own row is never
+# rewritten: it is the widest row the service writes and has the most indexes.
 events = Table(
     "events",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("sequence", BigInteger, nullable=True),
     Column("kind", String(32), nullable=False),
     Column("loan_id", Id, ForeignKey("loans.id"), nullable=False),
     Column("customer_id", Id, nullable=False),
@@ -180,16 +181,27 @@ events = Table(
     Column("history_version", Integer, nullable=False, server_default=text("0")),
     # One event per loan, installment and kind in a version of the loan's live
     # history: what makes the sweep idempotent.
+    # Its leading loan_id also serves a stream that follows one loan.
     UniqueConstraint("loan_id", "kind", "week_number", "history_version"),
-    UniqueConstraint("sequence"),
-    Index(
-        "ix_events_unsequenced_id",
-        "id",
-        postgresql_where=text("sequence IS NULL"),
-        sqlite_where=text("sequence IS NULL"),
-    ),
-    Index(None, "loan_id", "sequence"),
-    Index(None, "customer_id", "sequence"),
+    Index(None, "customer_id"),
+)
+
+# The number of each committed event: its place in the one order every reader
+# follows, gap-free. Written only by the numbering.
+event_numbers = Table(
+    "event_numbers",
+    metadata,
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("event_id", Id, ForeignKey("events.id"), nullable=False, unique=True),
+)
+
+# The events not numbered yet: written with the event, deleted by the numbering
+# that numbers it. Its rows live for milliseconds, so it has no foreign key to
+# check on the payment's path: the writer puts both rows in one transaction.
+pending_events = Table(
+    "pending_events",
+    metadata,
+    Column("event_id", Id, primary_key=True, autoincrement=False),
 )
 
 # One row: the last sequence number handed out. Its row lock serialises the sequencers.

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from loanbilling.services.sweep import SweepService
 from loanbilling.storage.numbering import number_all
-from loanbilling.storage.tables import events
+from loanbilling.storage.tables import event_numbers, events
 from loanbilling.storage.unit_of_work import sql_storage
 from tests.conftest import START
 from tests.support.api import create_canonical_loan, create_customer, new_key, pay, pb_date, py_date
@@ -250,7 +250,9 @@ def test_concurrent_sweeps_write_each_event_once(engine, billing, clock):
         kinds = dict(
             conn.execute(select(events.c.kind, func.count()).group_by(events.c.kind)).all()
         )
-        numbered = conn.execute(select(events.c.sequence).order_by(events.c.sequence)).scalars()
+        numbered = conn.execute(
+            select(event_numbers.c.sequence).order_by(event_numbers.c.sequence)
+        ).scalars()
         numbered = list(numbered)
     assert kinds == {
         "LOAN_CREATED": len(loans),
@@ -295,9 +297,9 @@ def test_sequences_are_gap_free_under_concurrent_writers(engine, billing, clock)
     number_all(engine)
     with engine.connect() as conn:
         rows = conn.execute(
-            select(
-                events.c.sequence, events.c.loan_id, events.c.week_number, events.c.kind
-            ).order_by(events.c.sequence)
+            select(event_numbers.c.sequence, events.c.loan_id, events.c.week_number, events.c.kind)
+            .join_from(event_numbers, events, events.c.id == event_numbers.c.event_id)
+            .order_by(event_numbers.c.sequence)
         ).all()
     assert [r.sequence for r in rows] == list(range(1, len(rows) + 1))
     # Per loan, payments appear in the order they were made.

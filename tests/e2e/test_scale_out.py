@@ -32,7 +32,7 @@ from microfin.loanbilling.v1 import (
 from sqlalchemy import func, select
 
 from loanbilling.storage.database import make_engine
-from loanbilling.storage.tables import events, payments
+from loanbilling.storage.tables import event_numbers, events, payments, pending_events
 from tests.e2e.processes import ServerProcess
 from tests.support.api import new_key
 from tests.support.books import assert_books_exact
@@ -269,7 +269,7 @@ def test_three_replicas_share_the_load_and_every_stream_is_complete(load, replic
             while True:  # the sequencers number what committed last within moments
                 with engine.connect() as conn:
                     pending = conn.execute(
-                        select(func.count()).select_from(events).where(events.c.sequence.is_(None))
+                        select(func.count()).select_from(pending_events)
                     ).scalar_one()
                 if pending == 0:
                     break
@@ -279,12 +279,14 @@ def test_three_replicas_share_the_load_and_every_stream_is_complete(load, replic
             with engine.connect() as conn:
                 stored = conn.execute(
                     select(
-                        events.c.sequence,
+                        event_numbers.c.sequence,
                         events.c.kind,
                         events.c.loan_id,
                         events.c.week_number,
                         events.c.payment_id,
-                    ).order_by(events.c.sequence)
+                    )
+                    .join_from(event_numbers, events, events.c.id == event_numbers.c.event_id)
+                    .order_by(event_numbers.c.sequence)
                 ).all()
                 settled = conn.execute(
                     select(payments.c.loan_id, payments.c.first_week, payments.c.last_week)

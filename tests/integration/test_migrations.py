@@ -17,6 +17,7 @@ from loanbilling.services.billing import BillingService
 from loanbilling.services.ledger import LedgerService
 from loanbilling.services.sweep import SweepService
 from loanbilling.storage.database import make_engine
+from loanbilling.storage.event_store import events_after
 from loanbilling.storage.migrate import (
     SchemaMismatch,
     check_schema,
@@ -25,6 +26,7 @@ from loanbilling.storage.migrate import (
     head_revision,
     upgrade,
 )
+from loanbilling.storage.numbering import number_all
 from loanbilling.storage.tables import metadata
 from loanbilling.storage.unit_of_work import sql_storage
 from tests.support.api import lend_canonical
@@ -351,7 +353,7 @@ def test_upgrade_to_reversals_and_write_offs_keeps_every_row(empty_url):
             )
             tables = ("loans", "payments", "installments", "events")
             before = {t: _rows(conn, t) for t in tables}
-        upgrade(engine)
+        upgrade(engine, "0006")  # the events' numbers move out in 0007, tested on their own
         with engine.connect() as conn:
             after = {t: _rows(conn, t) for t in tables}
         for table, rows in before.items():
@@ -359,6 +361,7 @@ def test_upgrade_to_reversals_and_write_offs_keeps_every_row(empty_url):
         assert {row["history_version"] for row in after["loans"] + after["events"]} == {0}
         assert all(row["write_off_date"] is None for row in after["loans"])
         assert all(row["reversal_date"] is None for row in after["payments"])
+        upgrade(engine)
 
         today = START + 8 * WEEK
         billing = BillingService(sql_storage(engine), FixedClock(today))
@@ -449,5 +452,44 @@ def test_upgrade_to_the_journal_posts_what_the_books_already_hold(empty_url):
         assert sorted(posted) == sorted(by_loan)
         with pytest.raises(Exception, match="immutable"), engine.begin() as conn:
             conn.execute(text("DELETE FROM journal_entries"))
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_moves_the_event_numbers_out_and_numbering_goes_on(empty_url):
+    """Events numbered and pending in the schema before (0006): after the upgrade
+    each keeps its number, the pending ones are still pending, reads return the
+    same events, and the next numbering goes on without a gap."""
+    engine = make_engine(empty_url)
+    try:
+        upgrade(engine)
+        billing = BillingService(sql_storage(engine), FixedClock(START + WEEK))
+        customer = billing.create_customer(name="Siti", email="s@example.com", phone="").id
+        loans = [lend_canonical(billing, customer, START).id for _ in range(2)]
+        number_all(engine)
+        billing.make_payment(loan_id=loans[1], amount=110_000, idempotency_key="late")
+        with engine.connect() as conn:
+            numbered = events_after(conn, 0, limit=100)
+        assert [e.sequence for e in numbered] == [1, 2]
+
+        downgrade(engine, "0006")  # what a database of the release before holds
+        with engine.connect() as conn:
+            old = conn.execute(text("SELECT id, sequence FROM events ORDER BY id")).all()
+        assert [tuple(row) for row in old] == [(1, 1), (2, 2), (3, None)]
+
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert events_after(conn, 0, limit=100) == numbered
+            pending = conn.execute(text("SELECT event_id FROM pending_events")).scalars().all()
+        assert pending == [3]
+        assert number_all(engine).count == 1
+        with engine.connect() as conn:
+            after = events_after(conn, 0, limit=100)
+        assert [(e.sequence, e.kind.value) for e in after] == [
+            (1, "LOAN_CREATED"),
+            (2, "LOAN_CREATED"),
+            (3, "PAYMENT_RECEIVED"),
+        ]
+        assert_books_exact(engine)
     finally:
         engine.dispose()

@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import event, func, select, text, update
 
 from loanbilling.domain.errors import AlreadyExists, FailedPrecondition, PaymentAmountRefused
+from loanbilling.domain.events import EventFilter, EventKind
 from loanbilling.domain.loan import LoanStatus
 from loanbilling.storage.database import autocommit, make_engine, transaction
+from loanbilling.storage.event_store import events_after_query
 from loanbilling.storage.migrate import (
     SchemaMismatch,
     check_schema,
@@ -221,6 +223,46 @@ def test_hot_queries_are_served_by_indexes(engine, billing):
             compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
             plan = "\n".join(conn.execute(text(f"EXPLAIN {compiled}")).scalars())
             assert "Seq Scan" not in plan, plan
+        conn.rollback()
+
+
+def test_a_stream_of_one_loan_reads_that_loans_events_not_the_log(engine):
+    """Catching up a stream filtered on a loan (or a customer) from the start of
+    a long log: the plan looks the loan's events up by their index and joins
+    their numbers, instead of walking every number in order."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("EXPLAIN plans are checked on PostgreSQL")
+    with engine.connect() as conn:
+        # 50,000 numbered events of 1,000 loans, without the loans they name.
+        conn.execute(text("SET session_replication_role = replica"))
+        conn.execute(
+            text(
+                "INSERT INTO events (id, kind, loan_id, customer_id, week_number, business_date,"
+                " created_at, amount, missed_installments, overdue_amount, days_past_due,"
+                " outstanding_amount, currency_code)"
+                " SELECT n, 'PAYMENT_RECEIVED', n % 1000 + 1, n % 250 + 1, n / 1000,"
+                " '2026-01-05', now(), 110000, 0, 0, 0, 0, 'IDR'"
+                " FROM generate_series(1, 50000) AS n"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO event_numbers SELECT event_id, event_id FROM "
+                "(SELECT id AS event_id FROM events) AS e"
+            )
+        )
+        conn.execute(text("ANALYZE events"))
+        conn.execute(text("ANALYZE event_numbers"))
+        indexes = {
+            EventFilter(kinds=frozenset(EventKind), loan_id=7): "uq_events_loan_id",
+            EventFilter(kinds=frozenset(EventKind), customer_id=7): "ix_events_customer_id",
+        }
+        for only, index in indexes.items():
+            query = events_after_query(0, limit=500, up_to=50_000, only=only)
+            compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
+            plan = "\n".join(conn.execute(text(f"EXPLAIN {compiled}")).scalars())
+            assert index in plan, plan
+            assert "pk_event_numbers" not in plan, plan
         conn.rollback()
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from loanbilling.storage.tables import events, installments, loans, payments
+from loanbilling.storage.tables import (
+    event_numbers,
+    events,
+    installments,
+    loans,
+    payments,
+    pending_events,
+)
 
 LIVE = payments.c.reversal_date.is_(None)
 
@@ -64,15 +71,19 @@ def assert_books_exact(engine) -> dict[str, int]:
             assert first == next_week.get(loan_id, 1), (loan_id, first, last)
             next_week[loan_id] = last + 1
         numbered = (
-            conn.execute(
-                select(events.c.sequence)
-                .where(events.c.sequence.is_not(None))
-                .order_by(events.c.sequence)
-            )
+            conn.execute(select(event_numbers.c.sequence).order_by(event_numbers.c.sequence))
             .scalars()
             .all()
         )
         assert numbered == list(range(1, len(numbered) + 1)), "event sequence has a gap"
+        # Every event is either numbered or pending, never both nor neither.
+        pending = conn.execute(select(func.count()).select_from(pending_events)).scalar_one()
+        both = select(event_numbers.c.event_id).join_from(
+            event_numbers, pending_events, pending_events.c.event_id == event_numbers.c.event_id
+        )
+        assert conn.execute(both).first() is None, "an event is both numbered and pending"
+        written = conn.execute(select(func.count()).select_from(events)).scalar_one()
+        assert written == len(numbered) + pending, "an event is neither numbered nor pending"
         return {
             "loans": len(rows),
             "payments": conn.execute(select(func.count()).select_from(payments)).scalar_one(),

@@ -45,12 +45,14 @@ from loanbilling.storage.posting import GUARD_DDL, UNGUARD_DDL
 from loanbilling.storage.repository import payment_row
 from loanbilling.storage.tables import (
     customers,
+    event_numbers,
     events,
     installments,
     journal_entries,
     ledger_totals,
     loans,
     payments,
+    pending_events,
 )
 
 START = dt.date(2026, 1, 5)
@@ -213,6 +215,8 @@ def empty_database(engine) -> None:
         for table in (
             journal_entries,
             ledger_totals,
+            event_numbers,
+            pending_events,
             events,
             installments,
             payments,
