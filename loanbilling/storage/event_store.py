@@ -33,6 +33,9 @@ def event_row(event: NewEvent, now: dt.datetime) -> dict[str, object]:
 
 _QUEUE = insert(pending_events)
 
+# Each numbered event beside its number: what a reader of the log selects from.
+NUMBERED_EVENTS = event_numbers.join(events, events.c.id == event_numbers.c.event_id)
+
 
 def queue_events(conn: Connection, event_ids: list[int]) -> None:
     """Marks the events just written as pending, for the sequencer to number."""
@@ -79,7 +82,7 @@ def events_after_query(
     number = event_numbers.c.sequence
     query = (
         select(events, number)
-        .join_from(event_numbers, events, events.c.id == event_numbers.c.event_id)
+        .select_from(NUMBERED_EVENTS)
         .where(number > after_sequence)
         .order_by(number)
         .limit(limit)

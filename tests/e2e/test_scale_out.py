@@ -32,6 +32,7 @@ from microfin.loanbilling.v1 import (
 from sqlalchemy import func, select
 
 from loanbilling.storage.database import make_engine
+from loanbilling.storage.event_store import NUMBERED_EVENTS
 from loanbilling.storage.tables import event_numbers, events, payments, pending_events
 from tests.e2e.processes import ServerProcess
 from tests.support.api import new_key
@@ -285,7 +286,7 @@ def test_three_replicas_share_the_load_and_every_stream_is_complete(load, replic
                         events.c.week_number,
                         events.c.payment_id,
                     )
-                    .join_from(event_numbers, events, events.c.id == event_numbers.c.event_id)
+                    .select_from(NUMBERED_EVENTS)
                     .order_by(event_numbers.c.sequence)
                 ).all()
                 settled = conn.execute(
