@@ -111,6 +111,31 @@ def test_each_movement_posts_in_its_transaction(billing, ledger, engine, clock):
     assert (report.loans_checked, report.differences) == (1, [])
 
 
+def test_a_payoff_of_nothing_but_waived_interest_posts_an_empty_entry(billing, ledger, clock):
+    """1 lent at 50 % over 2 weeks: week 1 (1) repays the principal, week 2 is all
+    interest. A payoff on the start date waives that interest (undue) and costs
+    0: the loan is paid, its entry moves nothing, and the books agree."""
+    customer = billing.create_customer(name="Siti", email="siti@example.com", phone="")
+    loan = billing.create_loan(
+        customer_id=customer.id,
+        principal_amount=1,
+        interest_rate_bps=5000,
+        weeks=2,
+        start_date=START,
+        payoff_interest=PayoffInterest.WAIVE_UNDUE,
+        request_id=new_key("loan"),
+    ).loan
+    clock.current = START
+    billing.make_payment(loan_id=loan.id, amount=1, idempotency_key="week-1")
+    quote = billing.get_payoff_quote(loan_id=loan.id)
+    assert (quote.payoff_amount, quote.waived_interest_amount) == (0, 1)
+    payoff = billing.pay_off_loan(loan_id=loan.id, amount=0, idempotency_key="off")
+    assert payoff.payment.status_after.value == "PAID"
+    entries = ledger.list_entries(loan_id=loan.id).items
+    assert [(e.kind, e.lines) for e in entries][-1] == (EntryKind.PAYOFF, [])
+    assert ledger.verify_books().agree
+
+
 def test_entries_are_immutable(billing, engine):
     canonical(billing)
     for statement in (
