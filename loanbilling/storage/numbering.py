@@ -41,12 +41,21 @@ class Numbered:
 # read of its own). The pending events are chosen by a statement that starts
 # after the lock is held, so that its snapshot sees the pending rows an earlier
 # holder took as gone (READ COMMITTED).
+#
+# The planner cannot know how few events a numbering takes (usually a handful,
+# up to :limit), and guessed hundreds: it deleted through a scan of all of
+# pending_events and joined a scan of the whole events table, 0.42 ms of
+# PostgreSQL's CPU per numbering and growing with the log (docs/benchmarks.md,
+# round five). `= ANY (ARRAY(...))` deletes through the index, and the LATERAL
+# subquery, kept apart by OFFSET 0, fetches each event by its key.
 _LOCK = text("SELECT last_sequence FROM event_sequence WHERE id = 1 FOR UPDATE")
-_NUMBER = text(
+NUMBER_PENDING = text(
     """
     WITH taken AS (
         DELETE FROM pending_events
-        WHERE event_id IN (SELECT event_id FROM pending_events ORDER BY event_id LIMIT :limit)
+        WHERE event_id = ANY (ARRAY(
+            SELECT event_id FROM pending_events ORDER BY event_id LIMIT :limit
+        ))
         RETURNING event_id
     ), numbered AS (
         INSERT INTO event_numbers (sequence, event_id)
@@ -57,8 +66,10 @@ _NUMBER = text(
         WHERE id = 1 AND EXISTS (SELECT FROM numbered)
         RETURNING pg_notify(:channel, last_sequence::text || ' ' || :origin)
     )
-    SELECT events.*, numbered.sequence
-    FROM numbered JOIN events ON events.id = numbered.event_id CROSS JOIN moved
+    SELECT event.*, numbered.sequence
+    FROM numbered
+    CROSS JOIN LATERAL (SELECT * FROM events WHERE events.id = numbered.event_id OFFSET 0) AS event
+    CROSS JOIN moved
     ORDER BY numbered.sequence
     """
 )
@@ -71,7 +82,7 @@ def number_pending(engine: Engine, limit: int, origin: str = ANONYMOUS) -> Numbe
         with transaction(engine, write=True) as conn:
             last = conn.execute(_LOCK).scalar_one()
             rows = conn.execute(
-                _NUMBER,
+                NUMBER_PENDING,
                 {"last": last, "limit": limit, "channel": NOTIFY_CHANNEL, "origin": origin},
             ).all()
         fresh = [event_from_row(row) for row in rows] if len(rows) <= HAND_OVER else None
