@@ -263,7 +263,11 @@ def test_concurrent_sweeps_write_each_event_once(engine, billing, clock):
     assert numbered == list(range(1, len(numbered) + 1))
 
 
-def test_sequences_are_gap_free_under_concurrent_writers(engine, billing, clock):
+@pytest.mark.parametrize("sequencers", [1, 2], ids=["one-sequencer", "two-sequencers"])
+def test_sequences_are_gap_free_under_concurrent_writers(engine, billing, clock, sequencers):
+    """Concurrent payments, numbered by one sequencer or by two at once (two
+    replicas): every event gets one number, the numbers have no gap, and each
+    loan's payments are numbered in the order they were made."""
     customer = billing.create_customer(name="Siti", email="siti@example.com", phone="")
     loans = [
         billing.create_loan(
@@ -279,9 +283,14 @@ def test_sequences_are_gap_free_under_concurrent_writers(engine, billing, clock)
     clock.current = due(10)
     stop = threading.Event()
 
+    failures = []
+
     def sequencer():
-        while not stop.is_set():
-            number_all(engine)
+        try:
+            while not stop.is_set():
+                number_all(engine)
+        except Exception as error:  # noqa: BLE001 - reported by the assert below
+            failures.append(error)
 
     def payer(loan_id):
         for week in range(1, 11):
@@ -289,12 +298,15 @@ def test_sequences_are_gap_free_under_concurrent_writers(engine, billing, clock)
                 loan_id=loan_id, amount=55_000, idempotency_key=f"{loan_id}-{week}"
             )
 
-    numbering = threading.Thread(target=sequencer)
-    numbering.start()
+    numbering = [threading.Thread(target=sequencer) for _ in range(sequencers)]
+    for thread in numbering:
+        thread.start()
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(payer, loans))
     stop.set()
-    numbering.join()
+    for thread in numbering:
+        thread.join()
+    assert failures == []
     number_all(engine)
     with engine.connect() as conn:
         rows = conn.execute(
