@@ -22,7 +22,7 @@ class Settings:
     # IANA zone whose calendar date is the business date.
     time_zone: str = "UTC"
     log_level: str = "INFO"
-    # Database connections, and the worker threads that use them.
+    # Database connections for calls (on SQLite, and the worker threads that use them).
     db_pool_size: int = 8
     # Seconds in-flight calls get to finish after SIGTERM/SIGINT.
     shutdown_grace_s: float = 10.0
@@ -165,7 +165,7 @@ HELP: dict[str, str] = {
     "database_url": "sqlite:///FILE (embedded, no setup) or postgresql://user@host/db",
     "time_zone": "IANA time zone whose calendar date is the business date",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
-    "db_pool_size": "database connections, and the worker threads that use them",
+    "db_pool_size": "database connections for calls (and, on SQLite, worker threads)",
     "shutdown_grace_s": "seconds in-flight calls get to finish after SIGTERM/SIGINT",
     "health_interval_s": "seconds between the database checks behind the health service",
     "sweep_interval_s": "seconds between delinquency sweeps inside serve; 0 turns them off",

@@ -24,6 +24,7 @@ from microfin.loanbilling.v1 import (
 )
 from prometheus_client import start_http_server
 from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from loanbilling.api import metrics
 from loanbilling.api.analytics_servicer import AnalyticsServicer
@@ -34,6 +35,7 @@ from loanbilling.api.loan_servicer import LoanServicer
 from loanbilling.api.malformed import add_tolerant
 from loanbilling.api.notification_servicer import NotificationServicer
 from loanbilling.api.reflection import DocumentedPool
+from loanbilling.api.runners import on_threads
 from loanbilling.api.tls import TlsFiles
 from loanbilling.clock import BusinessClock
 from loanbilling.config import ENV_PREFIX, Settings
@@ -45,7 +47,13 @@ from loanbilling.services.analytics import AnalyticsService
 from loanbilling.services.billing import BillingService
 from loanbilling.services.ledger import LedgerService
 from loanbilling.services.sweep import SweepService
-from loanbilling.storage.database import is_postgresql, make_engine, ping
+from loanbilling.storage.database import (
+    is_postgresql,
+    make_engine,
+    make_loop_engine,
+    ping,
+    run_on_loop,
+)
 from loanbilling.storage.migrate import check_schema
 from loanbilling.storage.numbering import Numbered
 from loanbilling.storage.outbox import Outbox
@@ -61,6 +69,9 @@ SERVICE_NAMES = [
 ]
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 LIVENESS = "liveness"
+# Worker threads (and their pool's connections) beside calls run on the loop: bulk
+# work and the streams' catch-up reads only.
+BULK_THREADS = 4
 
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -90,6 +101,8 @@ class App:
     # The background threads' own connections and the hub's thread (see `start`).
     background_engine: Engine | None = None
     hub_worker: ThreadPoolExecutor | None = None
+    # PostgreSQL with psycopg 3: the pool of the calls run on the event loop.
+    loop_engine: AsyncEngine | None = None
     # What SIGHUP reloads (`reload`): the edge's token table and the TLS files.
     edge: Edge | None = None
     tls: TlsFiles | None = None
@@ -147,6 +160,8 @@ class App:
             self.metrics_server.shutdown()
         if self.background_engine is not None and self.background_engine is not self.engine:
             self.background_engine.dispose()
+        if self.loop_engine is not None:
+            await self.loop_engine.dispose()
         self.engine.dispose()
 
 
@@ -159,13 +174,29 @@ async def start(
 ) -> App:
     """Composes and starts the server. `one_statement`: how payments and new loans
     are written (default: in one statement on PostgreSQL, portably elsewhere)."""
-    engine = engine or make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    # Calls wait for PostgreSQL (psycopg 3) on the event loop, in a pool of
+    # `db_pool_size` connections; the worker threads then keep only bulk work
+    # (sweeps, verifying the books) and the streams' catch-up reads. Elsewhere
+    # (SQLite, psycopg2) every call runs on a worker thread.
+    url = settings.database_url
+    if engine is not None:  # given by the caller (the tests): the calls' pool follows it
+        url = engine.url.render_as_string(hide_password=False)
+    loop_engine = make_loop_engine(url, pool_size=settings.db_pool_size)
+    threads = settings.db_pool_size if loop_engine is None else BULK_THREADS
+    engine = engine or make_engine(url, pool_size=threads)
     check_schema(engine)
     storage = sql_storage(engine, one_statement=one_statement)
     clock = clock or BusinessClock(settings.time_zone)
     loop = asyncio.get_running_loop()
-    executor = ThreadPoolExecutor(max_workers=settings.db_pool_size, thread_name_prefix="db")
-    # The RPC workers hold up to all of the pool's `db_pool_size` connections. The
+    executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
+    run_bulk = on_threads(executor)
+    if loop_engine is None:
+        call_engine, call_storage, run_call = engine, storage, run_bulk
+    else:
+        call_engine = loop_engine.sync_engine
+        call_storage = sql_storage(call_engine, one_statement=one_statement)
+        run_call = run_on_loop
+    # The worker threads hold up to all of their pool's connections. The
     # sequencer, the hub, the health check and the relay each have a thread and a
     # connection of their own, so that numbering and delivering events (and
     # answering the probes) never queue behind request work.
@@ -202,7 +233,7 @@ async def start(
     def events_written() -> None:
         loop.call_soon_threadsafe(sequencer_wake.set)
 
-    billing = BillingService(storage, clock, events_written)
+    billing = BillingService(call_storage, clock, events_written)
     sweeps = SweepService(
         storage,
         clock,
@@ -221,7 +252,7 @@ async def start(
     server = grpc.aio.server(options=_server_options(settings))
     add_tolerant(
         loan_service_pb2_grpc.add_LoanServiceServicer_to_server,
-        LoanServicer(billing, sweeps, executor, edge),
+        LoanServicer(billing, sweeps, run_call, edge, run_bulk=run_bulk),
         server,
     )
     add_tolerant(
@@ -231,12 +262,17 @@ async def start(
     )
     add_tolerant(
         analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server,
-        AnalyticsServicer(AnalyticsService(storage, clock), executor, edge),
+        AnalyticsServicer(AnalyticsService(call_storage, clock), run_call, edge),
         server,
     )
     add_tolerant(
         ledger_service_pb2_grpc.add_LedgerServiceServicer_to_server,
-        LedgerServicer(LedgerService(storage, clock), executor, edge),
+        LedgerServicer(
+            LedgerService(call_storage, clock),
+            run_call,
+            edge,
+            bulk=(LedgerService(storage, clock), run_bulk),
+        ),
         server,
     )
     health_servicer = health.aio.HealthServicer()
@@ -254,7 +290,7 @@ async def start(
     for name in [*SERVICE_NAMES, ""]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
-    metrics_server = _serve_metrics(settings, engine, hub, relay)
+    metrics_server = _serve_metrics(settings, call_engine, hub, relay)
     app = App(
         settings,
         engine,
@@ -268,6 +304,7 @@ async def start(
         hub_worker=hub_worker,
         edge=edge,
         tls=tls,
+        loop_engine=loop_engine,
     )
     app._tasks += [
         asyncio.create_task(_watch_database(app), name="health"),
@@ -288,8 +325,8 @@ async def start(
 
 
 def _background_engine(engine: Engine, *, threads: int) -> Engine:
-    """PostgreSQL: a pool of `threads` connections beside the RPC workers' pool.
-    SQLite's pool is not bounded by the workers (it overflows), so it is shared."""
+    """PostgreSQL: a pool of `threads` connections beside the calls' and the worker
+    threads' pools. SQLite's pool is not bounded (it overflows), so it is shared."""
     if not is_postgresql(engine):
         return engine
     return make_engine(engine.url.render_as_string(hide_password=False), pool_size=threads)

@@ -150,17 +150,23 @@ def _runtime_closure() -> dict[str, str]:
     from packaging.utils import canonicalize_name
 
     found: dict[str, str] = {}
-    todo = [Requirement(spec) for spec in PYPROJECT["project"]["dependencies"]]
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    # Each requirement with the extras its dependent asked for (sqlalchemy[asyncio]).
+    todo = [(Requirement(spec), ("",)) for spec in PYPROJECT["project"]["dependencies"]]
     while todo:
-        requirement = todo.pop()
-        if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+        requirement, extras = todo.pop()
+        if requirement.marker and not any(
+            requirement.marker.evaluate({"extra": extra}) for extra in extras
+        ):
             continue
         name = canonicalize_name(requirement.name)
-        if name in found:
+        wanted = ("", *sorted(requirement.extras))
+        if (name, wanted) in seen:
             continue
+        seen.add((name, wanted))
         distribution = importlib.metadata.distribution(requirement.name)
         found[name] = distribution.version
-        todo += [Requirement(spec) for spec in distribution.requires or []]
+        todo += [(Requirement(spec), wanted) for spec in distribution.requires or []]
     return found
 
 

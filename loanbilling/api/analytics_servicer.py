@@ -1,31 +1,28 @@
-"""AnalyticsService: converts, runs the summary on a worker thread, converts back."""
+"""AnalyticsService: converts, runs the summary (where `run` runs it), converts back."""
 
 from __future__ import annotations
-
-from concurrent.futures import Executor
 
 from microfin.loanbilling.v1 import analytics_service_pb2 as api
 from microfin.loanbilling.v1 import analytics_service_pb2_grpc
 
 from loanbilling.api import convert
 from loanbilling.api.auth import Role
-from loanbilling.api.blocking import run_blocking
 from loanbilling.api.edge import OPEN, Edge, unary
+from loanbilling.api.runners import Run
 from loanbilling.domain.portfolio import StatusFigures
 from loanbilling.services.analytics import AnalyticsService, PortfolioSummary
 
 
 class AnalyticsServicer(analytics_service_pb2_grpc.AnalyticsServiceServicer):
-    def __init__(self, analytics: AnalyticsService, executor: Executor, edge: Edge = OPEN) -> None:
+    def __init__(self, analytics: AnalyticsService, run: Run, edge: Edge = OPEN) -> None:
         self.analytics = analytics
-        self.executor = executor
+        self._run = run
         self.edge = edge
 
     @unary(Role.READER)
     async def GetPortfolioSummary(self, request: api.GetPortfolioSummaryRequest, context):
         # Parsed on the loop so that a bad date is refused before any database work.
-        summary = await run_blocking(
-            self.executor,
+        summary = await self._run(
             self.analytics.portfolio_summary,
             as_of=convert.date_from_pb(request, "as_of"),
             currency_code=request.currency_code,

@@ -1,17 +1,15 @@
-"""LedgerService: converts, delegates to the LedgerService use cases on a worker
-thread, converts back."""
+"""LedgerService: converts, delegates to the LedgerService use cases (where `run`
+runs them; verifying the books on a worker thread), converts back."""
 
 from __future__ import annotations
-
-from concurrent.futures import Executor
 
 from microfin.loanbilling.v1 import ledger_service_pb2 as api
 from microfin.loanbilling.v1 import ledger_service_pb2_grpc
 
 from loanbilling.api import convert
 from loanbilling.api.auth import Role
-from loanbilling.api.blocking import run_blocking
 from loanbilling.api.edge import OPEN, Edge, unary
+from loanbilling.api.runners import Run
 from loanbilling.domain.journal import Account, EntryKind, JournalEntry
 from loanbilling.services.ledger import LedgerService
 
@@ -41,15 +39,23 @@ def entry_to_pb(entry: JournalEntry) -> api.JournalEntry:
 
 
 class LedgerServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
-    def __init__(self, ledger: LedgerService, executor: Executor, edge: Edge = OPEN) -> None:
+    def __init__(
+        self,
+        ledger: LedgerService,
+        run: Run,
+        edge: Edge = OPEN,
+        *,
+        bulk: tuple[LedgerService, Run] | None = None,
+    ) -> None:
         self.ledger = ledger
-        self.executor = executor
+        self._run = run
+        # VerifyBooks reads every loan: bulk work, on a thread and its storage.
+        self._books, self._run_bulk = bulk or (ledger, run)
         self.edge = edge
 
     @unary(Role.READER)
     async def ListJournalEntries(self, request: api.ListJournalEntriesRequest, context):
-        page = await run_blocking(
-            self.executor,
+        page = await self._run(
             self.ledger.list_entries,
             loan_id=request.loan_id,
             from_date=convert.date_from_pb(request, "from_date"),
@@ -63,8 +69,7 @@ class LedgerServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
 
     @unary(Role.READER)
     async def GetTrialBalance(self, request: api.GetTrialBalanceRequest, context):
-        balance = await run_blocking(
-            self.executor,
+        balance = await self._run(
             self.ledger.trial_balance,
             as_of=convert.date_from_pb(request, "as_of"),
             currency_code=request.currency_code,
@@ -87,7 +92,7 @@ class LedgerServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
 
     @unary(Role.ADMIN)
     async def VerifyBooks(self, request: api.VerifyBooksRequest, context):
-        report = await run_blocking(self.executor, self.ledger.verify_books)
+        report = await self._run_bulk(self._books.verify_books)
         return api.VerifyBooksResponse(
             loans_checked=report.loans_checked,
             differences=[

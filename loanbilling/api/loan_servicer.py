@@ -1,16 +1,14 @@
-"""LoanService: converts, delegates to BillingService on a worker thread, converts back."""
+"""LoanService: converts, delegates to BillingService (where `run` runs it), converts back."""
 
 from __future__ import annotations
-
-from concurrent.futures import Executor
 
 from microfin.loanbilling.v1 import loan_service_pb2 as api
 from microfin.loanbilling.v1 import loan_service_pb2_grpc
 
 from loanbilling.api import convert
 from loanbilling.api.auth import Role
-from loanbilling.api.blocking import run_blocking
 from loanbilling.api.edge import OPEN, Edge, unary
+from loanbilling.api.runners import Run
 from loanbilling.services.billing import BillingService
 from loanbilling.services.sweep import SweepService
 
@@ -20,16 +18,17 @@ class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
         self,
         billing: BillingService,
         sweeps: SweepService,
-        executor: Executor,
+        run: Run,
         edge: Edge = OPEN,
+        *,
+        run_bulk: Run | None = None,
     ) -> None:
         self.billing = billing
         self.sweeps = sweeps
-        self.executor = executor
+        self._run = run
+        # A sweep's batches are bulk work: never on the loop (loanbilling.api.runners).
+        self._run_bulk = run_bulk or run
         self.edge = edge
-
-    async def _run(self, fn, /, **kwargs):
-        return await run_blocking(self.executor, fn, **kwargs)
 
     async def _position(self, request):
         """The loan's position at the request's as_of (GetOutstanding, IsDelinquent)."""
@@ -221,7 +220,7 @@ class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
 
     @unary(Role.ADMIN)
     async def RunDelinquencySweep(self, request: api.RunDelinquencySweepRequest, context):
-        report = await self._run(self.sweeps.run, as_of=convert.date_from_pb(request, "as_of"))
+        report = await self._run_bulk(self.sweeps.run, as_of=convert.date_from_pb(request, "as_of"))
         return api.RunDelinquencySweepResponse(
             as_of=convert.date_to_pb(report.as_of),
             loans_checked=report.loans_checked,

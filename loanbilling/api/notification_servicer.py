@@ -8,8 +8,8 @@ from microfin.loanbilling.v1 import notification_service_pb2 as api
 from microfin.loanbilling.v1 import notification_service_pb2_grpc
 
 from loanbilling.api.auth import Role
-from loanbilling.api.blocking import run_blocking
 from loanbilling.api.edge import OPEN, Edge, streaming
+from loanbilling.api.runners import on_threads
 from loanbilling.contract.events import event_kinds_from_pb, event_to_pb
 from loanbilling.domain.errors import InvalidArgument, NotFound, Refusals
 from loanbilling.domain.events import DELINQUENCY_KINDS, EventFilter
@@ -58,11 +58,10 @@ class NotificationServicer(notification_service_pb2_grpc.NotificationServiceServ
         """Refuses, before streaming, a filter that names a loan or a customer that
         does not exist (NOT_FOUND, as every other call answers) or a loan of
         another customer than the one named: either would wait forever for an
-        event that cannot come. One read by primary key, on the RPC workers."""
+        event that cannot come. One read by primary key, on the hub's worker threads."""
         if only.loan_id is None and only.customer_id is None:
             return
-        owner, customer_known = await run_blocking(
-            self.hub.executor,
+        owner, customer_known = await on_threads(self.hub.executor)(
             self.hub.outbox.filter_subjects,
             loan_id=only.loan_id,
             customer_id=only.customer_id,

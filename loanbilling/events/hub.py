@@ -9,8 +9,8 @@ only its cursor: a slow subscriber costs no memory and holds back no one.
 
 The hub follows the outbox on a thread and a connection of its own (`follower`,
 `follower_outbox`): new events then reach the streams without queueing behind
-the requests waiting for the RPC workers. A stream's own reads (a replay) are
-request work and run on the RPC workers.
+work waiting for the worker threads. A stream's own reads (a replay) are
+request work and run on the worker threads (`executor`).
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class EventHub:
         self._wake.set()
 
     async def _read(self, read, *args, **kwargs):
-        """A stream's read (`read`: an Outbox method): request work, on the RPC workers."""
+        """A stream's read (`read`: an Outbox method): request work, on the worker threads."""
         work = functools.partial(read, self.outbox, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self.executor, work)
 

@@ -22,6 +22,7 @@ from microfin.loanbilling.v1 import resources_pb2 as pb
 
 from loanbilling.api.analytics_servicer import AnalyticsServicer
 from loanbilling.api.malformed import add_tolerant
+from loanbilling.api.runners import on_threads
 from loanbilling.domain.loan import PayoffInterest
 from loanbilling.services.analytics import AnalyticsService
 from loanbilling.storage.unit_of_work import sql_storage
@@ -52,7 +53,7 @@ def analytics(engine, clock):
         server = grpc.aio.server()
         add_tolerant(
             analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server,
-            AnalyticsServicer(AnalyticsService(sql_storage(engine), clock), executor),
+            AnalyticsServicer(AnalyticsService(sql_storage(engine), clock), on_threads(executor)),
             server,
         )
         port = server.add_insecure_port("127.0.0.1:0")

@@ -8,25 +8,29 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from microfin.loanbilling.v1 import loan_service_pb2 as api
 from microfin.loanbilling.v1 import notification_service_pb2 as notify
 from microfin.loanbilling.v1 import notification_service_pb2_grpc
 
+from loanbilling.config import Settings
 from tests.conftest import START
 from tests.support.api import create_canonical_loan, create_customer, pay, row_counts
 from tests.support.books import assert_books_exact
 
 WEEK = dt.timedelta(days=7)
+POOL_SIZE = Settings().db_pool_size  # the test server's connections for calls
 
 
-def attempt(stub, loan_id: int, key: str, amount: int = 110_000):
+def attempt(stub, loan_id: int, key: str, amount: int = 110_000, timeout: float = 30):
     try:
         return stub.MakePayment(
             api.MakePaymentRequest(loan_id=loan_id, amount=amount, idempotency_key=key),
-            timeout=30,
+            timeout=timeout,
         )
     except grpc.RpcError as error:
         return error.code()
@@ -88,27 +92,35 @@ def test_clients_retrying_one_key_record_one_payment(clients, server, engine, cl
     assert_books_exact(engine)
 
 
-def _hold_sqlite_write_lock(engine):
+@contextmanager
+def _holding(engine, loan_id: int):
+    """Keeps a payment on `loan_id` waiting: SQLite's write lock, or the loan's row
+    lock on PostgreSQL (what a payment's write waits for there)."""
+    sqlite = engine.dialect.name == "sqlite"
     blocker = engine.raw_connection()
-    blocker.driver_connection.execute("BEGIN IMMEDIATE")
-    return blocker
-
-
-def test_deadline_shorter_than_the_call_leaves_no_half_payment(database_url, stub, engine, clock):
-    if not database_url.startswith("sqlite"):
-        pytest.skip("holds SQLite's write lock to make the call outlive its deadline")
-    loan_id = create_canonical_loan(stub, create_customer(stub), START).id
-    blocker = _hold_sqlite_write_lock(engine)
     try:
+        if sqlite:
+            blocker.driver_connection.execute("BEGIN IMMEDIATE")
+        else:
+            blocker.cursor().execute("SELECT 1 FROM loans WHERE id = %s FOR UPDATE", (loan_id,))
+        yield
+    finally:
+        if sqlite:
+            blocker.driver_connection.execute("ROLLBACK")
+        else:
+            blocker.rollback()
+        blocker.close()
+
+
+def test_deadline_shorter_than_the_call_leaves_no_half_payment(stub, engine, clock):
+    loan_id = create_canonical_loan(stub, create_customer(stub), START).id
+    with _holding(engine, loan_id):
         with pytest.raises(grpc.RpcError) as late:
             stub.MakePayment(
                 api.MakePaymentRequest(loan_id=loan_id, amount=110_000, idempotency_key="slow"),
                 timeout=0.3,
             )
         assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    finally:
-        blocker.driver_connection.execute("ROLLBACK")
-        blocker.close()
     # The server may still finish the work it had started: whole, or not at all.
     time.sleep(0.5)
     assert row_counts(engine)["payments"] in (0, 1)
@@ -119,24 +131,65 @@ def test_deadline_shorter_than_the_call_leaves_no_half_payment(database_url, stu
     assert row_counts(engine)["payments"] == 1
 
 
-def test_cancelled_call_leaves_no_half_payment(database_url, stub, engine, clock):
-    if not database_url.startswith("sqlite"):
-        pytest.skip("holds SQLite's write lock to keep the call in flight")
+def test_cancelled_call_leaves_no_half_payment(stub, engine, clock):
     loan_id = create_canonical_loan(stub, create_customer(stub), START).id
-    blocker = _hold_sqlite_write_lock(engine)
-    try:
+    with _holding(engine, loan_id):
         future = stub.MakePayment.future(
             api.MakePaymentRequest(loan_id=loan_id, amount=110_000, idempotency_key="cancel")
         )
         time.sleep(0.3)
         assert future.cancel()
-    finally:
-        blocker.driver_connection.execute("ROLLBACK")
-        blocker.close()
     time.sleep(0.5)
     assert_books_exact(engine)
     assert pay(stub, loan_id, 110_000, key="cancel").payment.settled_week_numbers == [1]
     assert row_counts(engine)["payments"] == 1
+
+
+def test_calls_cut_short_leave_the_pool_whole(stub, engine, clock):
+    """More calls cut short by their deadline than the server has connections; then
+    as many calls at once as it has connections all answer: none was lost."""
+    customer_id = create_customer(stub)
+    held = create_canonical_loan(stub, customer_id, START).id
+    others = [create_canonical_loan(stub, customer_id, START).id for _ in range(POOL_SIZE)]
+    with _holding(engine, held):
+        for n in range(POOL_SIZE + 2):
+            with pytest.raises(grpc.RpcError) as late:
+                stub.MakePayment(
+                    api.MakePaymentRequest(loan_id=held, amount=110_000, idempotency_key=f"k{n}"),
+                    timeout=0.2,
+                )
+            assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    clock.current = START + WEEK
+    with ThreadPoolExecutor(max_workers=POOL_SIZE) as callers:
+        answers = list(callers.map(lambda n: attempt(stub, n, f"once-{n}"), others))
+    assert all(isinstance(a, api.MakePaymentResponse) for a in answers), answers
+    assert_books_exact(engine)
+
+
+def test_calls_waiting_for_the_database_hold_up_no_call_that_does_not(server, stub, engine, clock):
+    """As many payments as the server has connections, all waiting for one loan's
+    lock: the health check still answers at once, and the payments all answer
+    once the lock goes (one accepted, the rest refused: week 2 is not due)."""
+    loan_id = create_canonical_loan(stub, create_customer(stub), START).id
+    with (
+        grpc.insecure_channel(server.address) as channel,
+        ThreadPoolExecutor(max_workers=POOL_SIZE) as callers,
+    ):
+        health = health_pb2_grpc.HealthStub(channel)
+        with _holding(engine, loan_id):
+            waiting = [
+                callers.submit(attempt, stub, loan_id, f"wait-{n}", timeout=10)
+                for n in range(POOL_SIZE)
+            ]
+            time.sleep(0.5)
+            assert not any(w.done() for w in waiting)
+            for _ in range(5):
+                answer = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        outcomes = [w.result() for w in waiting]
+    assert sum(isinstance(o, api.MakePaymentResponse) for o in outcomes) == 1
+    assert outcomes.count(grpc.StatusCode.FAILED_PRECONDITION) == POOL_SIZE - 1
+    assert_books_exact(engine)
 
 
 def test_cancelled_streams_leak_nothing(server, channel, stub):
