@@ -127,9 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             from loanbilling.workers import serve_workers
 
             return serve_workers(settings)
-        from loanbilling.server import serve
+        from loanbilling.server import new_event_loop, serve
 
-        asyncio.run(serve(settings))
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(serve(settings))
         return 0
     except SchemaMismatch as error:
         print(f"loanbilling: {error}", file=sys.stderr)

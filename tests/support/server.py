@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from loanbilling.clock import BusinessClock
 from loanbilling.config import Settings
-from loanbilling.server import App, start
+from loanbilling.server import App, new_event_loop, start
 
 
 class ServerThread:
@@ -28,7 +28,7 @@ class ServerThread:
         self.engine = engine
         self.clock = clock
         self.one_statement = one_statement
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()  # the loop `serve` runs on
         self.app: App | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
