@@ -3,8 +3,9 @@
 `python -m bench.profile FILE.txt [...]` prints, for each file: samples per
 thread (the event loop, the db_N workers, ...), self time by package (where
 the leaf frame is), inclusive time of the steps that matter for a call
-(statement building, SQLAlchemy compile and cache keys, psycopg2, protobuf,
-grpc, our code), and the top frames. `bench --profile DIR` records them with
+(statement building, SQLAlchemy compile and cache keys, the driver, protobuf,
+grpc, our code: on the worker threads, or on the loop for calls run there),
+and the top frames. `bench --profile DIR` records them with
 `py-spy record --format raw --threads` (all active threads) and `--gil` (only
 the thread holding the GIL: where the server's one usable core goes).
 """
@@ -46,35 +47,60 @@ def category(thread: str, frames: list[str]) -> str:
     """One exclusive bucket per sample: where the time of a call goes."""
     kind = _thread_kind(thread)
     if kind == "db worker threads":
-        if _any(frames, "Connection.execute ", "Connection._execute_"):
-            if _any(frames, "Compiled.__init__", "SQLCompiler.__init__"):
-                return "worker: SQLAlchemy compile (cache miss)"
-            if _any(frames, "_compile_w_cache"):
-                return "worker: SQLAlchemy cache key + compiled-cache lookup"
-            if _any(frames, "do_execute ", "do_executemany ", "cursor.execute"):
-                return "worker: psycopg2 execute (C, GIL held)"
-            if _any(frames, "construct_params", "_process_parameters", "process_bind", "_bind_"):
-                return "worker: SQLAlchemy bind parameters"
-            if _any(frames, "CursorResult", "ResultMetaData", "Result.", "_fetch", "Row."):
-                return "worker: SQLAlchemy result/rows"
-            return "worker: SQLAlchemy execute overhead (other)"
-        if _any(frames, "do_commit", "do_rollback", "do_begin"):
-            return "worker: psycopg2 begin/commit (C, GIL held)"
-        if _any(frames, "Transaction.", "Connection.begin", "TransactionalContext"):
-            return "worker: SQLAlchemy begin/commit overhead"
-        if _any(frames, "do_ping", "_do_ping"):
-            return "worker: pool pre-ping"
-        if _any(
-            frames, "Engine.connect", "Connection.__init__", "Connection.close", "sqlalchemy/pool/"
-        ):
-            return "worker: pool checkout/checkin"
-        if _any(frames, "loanbilling/storage/"):
-            return "worker: building statements (select()/insert()/update())"
-        if _any(frames, "loanbilling/domain/"):
-            return "worker: domain rules"
-        if _any(frames, "loanbilling/"):
-            return "worker: services (other)"
-        return "worker: executor/threading"
+        return _database_work("worker", frames) or "worker: executor/threading"
+    if kind == "event loop (MainThread)" and not _any(frames, "loanbilling/events/"):
+        # Calls run on the loop (storage.database.run_on_loop): the same steps, in
+        # greenlets, and psycopg's coroutines stepped from uvloop's C code.
+        work = _database_work("loop, calls' database work", frames)
+        if work is not None:
+            return work
+    return _outside_calls(kind, frames)
+
+
+def _database_work(where: str, frames: list[str]) -> str | None:
+    """The step of a call's database work a sample is in, named for `where` it runs."""
+    if _any(frames, "Connection.execute ", "Connection._execute_"):
+        if _any(frames, "Compiled.__init__", "SQLCompiler.__init__"):
+            return f"{where}: SQLAlchemy compile (cache miss)"
+        if _any(frames, "_compile_w_cache"):
+            return f"{where}: SQLAlchemy cache key + compiled-cache lookup"
+        if _any(frames, "wait_async", "AsyncConnection.wait"):
+            return f"{where}: psycopg async wait (add_reader, Event)"
+        if _any(frames, "do_execute ", "do_executemany ", "cursor.execute", "Cursor.execute"):
+            return f"{where}: driver execute"
+        if _any(frames, "construct_params", "_process_parameters", "process_bind", "_bind_"):
+            return f"{where}: SQLAlchemy bind parameters"
+        if _any(frames, "CursorResult", "ResultMetaData", "Result.", "_fetch", "Row."):
+            return f"{where}: SQLAlchemy result/rows"
+        return f"{where}: SQLAlchemy execute overhead (other)"
+    if _any(frames, "do_commit", "do_rollback", "do_begin"):
+        return f"{where}: driver begin/commit"
+    if _any(frames, "Transaction.", "Connection.begin", "TransactionalContext"):
+        return f"{where}: SQLAlchemy begin/commit overhead"
+    if _any(frames, "do_ping", "_do_ping"):
+        return f"{where}: pool pre-ping"
+    if _any(frames, "autocommit (loanbilling/storage/database.py", "set_autocommit"):
+        return f"{where}: autocommit on and off"
+    if _any(
+        frames, "Engine.connect", "Connection.__init__", "Connection.close", "sqlalchemy/pool/"
+    ):
+        return f"{where}: pool checkout/checkin"
+    if _any(frames, "wait_async", "AsyncConnection.wait"):
+        return f"{where}: psycopg async wait (add_reader, Event)"
+    if _any(frames, "psycopg/"):
+        return f"{where}: driver (psycopg)"
+    if _any(frames, "greenlet_spawn", "await_ (sqlalchemy"):
+        return f"{where}: greenlet switches"
+    if _any(frames, "loanbilling/storage/"):
+        return f"{where}: building statements (select()/insert()/update())"
+    if _any(frames, "loanbilling/domain/"):
+        return f"{where}: domain rules"
+    if _any(frames, "loanbilling/services/"):
+        return f"{where}: services (other)"
+    return None
+
+
+def _outside_calls(kind: str, frames: list[str]) -> str:
     if kind == "event loop (MainThread)":
         if _any(frames, "loanbilling/api/convert.py", "loanbilling/contract/", "google/protobuf"):
             return "loop: protobuf conversions (api/convert.py, contract/)"
@@ -98,6 +124,9 @@ def category(thread: str, frames: list[str]) -> str:
             return "loop: grpc (Cython/C core)"
         if frames and frames[-1].startswith("Handle._run (asyncio/events.py:80)"):
             return "loop: grpc (Cython/C core, frames not visible)"
+        if frames and frames[-1].startswith("Runner.run (asyncio/runners.py"):
+            # uvloop runs callbacks from C: its own work and grpc's show no frame.
+            return "loop: uvloop and grpc (C, frames not visible)"
         if _any(frames, "select (selectors.py", "epoll"):
             return "loop: epoll"
         return "loop: asyncio machinery"
