@@ -35,7 +35,7 @@ WORKERS = 2
 def database(postgres_databases):
     url = postgres_databases.create()
     yield url
-    postgres_databases.drop(url)
+    postgres_databases.release(url)
 
 
 def _workers_of(pid: int) -> list[int]:
@@ -54,12 +54,28 @@ def _answered(metrics_port: int) -> int:
     )
 
 
+def _wait_for_metrics(port: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            _answered(port)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def test_workers_share_the_port_and_stop_together(database, tmp_path):
     metrics = free_port()
     args = ("--workers", str(WORKERS), "--metrics-listen", f"127.0.0.1:{metrics}")
     with ServerProcess(database, tmp_path, *args) as server:
         workers = _workers_of(server.proc.pid)
         assert len(workers) == WORKERS
+        # SERVING came from whichever worker was up first: wait for every one to
+        # listen (a worker serves its metrics once its gRPC port is bound).
+        for i in range(WORKERS):
+            _wait_for_metrics(metrics + i)
         # A new connection per call: the kernel picks a worker for each.
         calls = 24
         for n in range(calls):
