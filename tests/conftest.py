@@ -59,7 +59,7 @@ def database_url(request, tmp_path):
     databases = request.getfixturevalue("postgres_databases")
     url = databases.create()
     yield url
-    databases.drop(url)
+    databases.release(url)
 
 
 @pytest.fixture

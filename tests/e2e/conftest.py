@@ -27,4 +27,4 @@ def empty_database_url(request, tmp_path):
     databases = request.getfixturevalue("postgres_databases")
     url = databases.create(migrated=False)
     yield url
-    databases.drop(url)
+    databases.release(url)

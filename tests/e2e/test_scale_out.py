@@ -80,7 +80,7 @@ def _weeks_due_before(day: dt.date) -> int:
 def database(postgres_databases):
     url = postgres_databases.create()
     yield url
-    postgres_databases.drop(url)
+    postgres_databases.release(url)
 
 
 @pytest.fixture

@@ -71,7 +71,7 @@ def _due(week: int) -> dt.date:
 def database(postgres_databases):
     url = postgres_databases.create()
     yield url
-    postgres_databases.drop(url)
+    postgres_databases.release(url)
 
 
 def _server(url: str, workdir, *args: str) -> ServerProcess:

@@ -25,7 +25,7 @@ START = dt.date(2026, 1, 5)
 def pg_url(postgres_databases):
     url = postgres_databases.create()
     yield url
-    postgres_databases.drop(url)
+    postgres_databases.release(url)
 
 
 def _pay_weeks(engine, weeks: int) -> int:

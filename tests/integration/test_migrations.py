@@ -46,7 +46,7 @@ def empty_url(request, tmp_path):
     databases = request.getfixturevalue("postgres_databases")
     url = databases.create(migrated=False)
     yield url
-    databases.drop(url)
+    databases.release(url)
 
 
 def test_upgrade_from_the_first_migration_keeps_the_books(empty_url):
