@@ -57,47 +57,50 @@ def category(thread: str, frames: list[str]) -> str:
     return _outside_calls(kind, frames)
 
 
+# A call's database work, step by step: the first rule with a needle among a
+# sample's frames names its step. Inside SQLAlchemy's execute:
+_ASYNC_WAIT = ("wait_async", "AsyncConnection.wait")
+EXECUTE_STEPS = [
+    (("Compiled.__init__", "SQLCompiler.__init__"), "SQLAlchemy compile (cache miss)"),
+    (("_compile_w_cache",), "SQLAlchemy cache key + compiled-cache lookup"),
+    (_ASYNC_WAIT, "psycopg async wait (add_reader, Event)"),
+    (("do_execute ", "do_executemany ", "cursor.execute", "Cursor.execute"), "driver execute"),
+    (
+        ("construct_params", "_process_parameters", "process_bind", "_bind_"),
+        "SQLAlchemy bind parameters",
+    ),
+    (("CursorResult", "ResultMetaData", "Result.", "_fetch", "Row."), "SQLAlchemy result/rows"),
+]
+# Outside it:
+OTHER_STEPS = [
+    (("do_commit", "do_rollback", "do_begin"), "driver begin/commit"),
+    (("Transaction.", "Connection.begin", "TransactionalContext"), "SQLAlchemy begin/commit"),
+    (("do_ping", "_do_ping"), "pool pre-ping"),
+    (("autocommit (loanbilling/storage/database.py", "set_autocommit"), "autocommit on and off"),
+    (
+        ("Engine.connect", "Connection.__init__", "Connection.close", "sqlalchemy/pool/"),
+        "pool checkout/checkin",
+    ),
+    (_ASYNC_WAIT, "psycopg async wait (add_reader, Event)"),
+    (("psycopg/",), "driver (psycopg)"),
+    (("greenlet_spawn", "await_ (sqlalchemy"), "greenlet switches"),
+    (("loanbilling/storage/",), "building statements (select()/insert()/update())"),
+    (("loanbilling/domain/",), "domain rules"),
+    (("loanbilling/services/",), "services (other)"),
+]
+
+
 def _database_work(where: str, frames: list[str]) -> str | None:
     """The step of a call's database work a sample is in, named for `where` it runs."""
     if _any(frames, "Connection.execute ", "Connection._execute_"):
-        if _any(frames, "Compiled.__init__", "SQLCompiler.__init__"):
-            return f"{where}: SQLAlchemy compile (cache miss)"
-        if _any(frames, "_compile_w_cache"):
-            return f"{where}: SQLAlchemy cache key + compiled-cache lookup"
-        if _any(frames, "wait_async", "AsyncConnection.wait"):
-            return f"{where}: psycopg async wait (add_reader, Event)"
-        if _any(frames, "do_execute ", "do_executemany ", "cursor.execute", "Cursor.execute"):
-            return f"{where}: driver execute"
-        if _any(frames, "construct_params", "_process_parameters", "process_bind", "_bind_"):
-            return f"{where}: SQLAlchemy bind parameters"
-        if _any(frames, "CursorResult", "ResultMetaData", "Result.", "_fetch", "Row."):
-            return f"{where}: SQLAlchemy result/rows"
-        return f"{where}: SQLAlchemy execute overhead (other)"
-    if _any(frames, "do_commit", "do_rollback", "do_begin"):
-        return f"{where}: driver begin/commit"
-    if _any(frames, "Transaction.", "Connection.begin", "TransactionalContext"):
-        return f"{where}: SQLAlchemy begin/commit overhead"
-    if _any(frames, "do_ping", "_do_ping"):
-        return f"{where}: pool pre-ping"
-    if _any(frames, "autocommit (loanbilling/storage/database.py", "set_autocommit"):
-        return f"{where}: autocommit on and off"
-    if _any(
-        frames, "Engine.connect", "Connection.__init__", "Connection.close", "sqlalchemy/pool/"
-    ):
-        return f"{where}: pool checkout/checkin"
-    if _any(frames, "wait_async", "AsyncConnection.wait"):
-        return f"{where}: psycopg async wait (add_reader, Event)"
-    if _any(frames, "psycopg/"):
-        return f"{where}: driver (psycopg)"
-    if _any(frames, "greenlet_spawn", "await_ (sqlalchemy"):
-        return f"{where}: greenlet switches"
-    if _any(frames, "loanbilling/storage/"):
-        return f"{where}: building statements (select()/insert()/update())"
-    if _any(frames, "loanbilling/domain/"):
-        return f"{where}: domain rules"
-    if _any(frames, "loanbilling/services/"):
-        return f"{where}: services (other)"
-    return None
+        step = _first(EXECUTE_STEPS, frames) or "SQLAlchemy execute overhead (other)"
+    else:
+        step = _first(OTHER_STEPS, frames)
+    return None if step is None else f"{where}: {step}"
+
+
+def _first(rules: list[tuple[tuple[str, ...], str]], frames: list[str]) -> str | None:
+    return next((step for needles, step in rules if _any(frames, *needles)), None)
 
 
 def _outside_calls(kind: str, frames: list[str]) -> str:
