@@ -167,10 +167,15 @@ def test_calls_cut_short_leave_the_pool_whole(stub, engine, clock):
 
 
 def test_calls_waiting_for_the_database_hold_up_no_call_that_does_not(server, stub, engine, clock):
-    """As many payments as the server has connections, all waiting for one loan's
-    lock: the health check still answers at once, and the payments all answer
+    """As many payments as the server has connections (PostgreSQL) or worker
+    threads (SQLite), all waiting for one loan's lock: the health check still
+    answers at once; one call more, on another loan, waits for a connection, then
+    gets a status to retry on (UNAVAILABLE: none came within the pool's 3 s; on
+    SQLite, its own deadline first), never INTERNAL; and the payments all answer
     once the lock goes (one accepted, the rest refused: week 2 is not due)."""
-    loan_id = create_canonical_loan(stub, create_customer(stub), START).id
+    customer_id = create_customer(stub)
+    loan_id = create_canonical_loan(stub, customer_id, START).id
+    other = create_canonical_loan(stub, customer_id, START).id
     with (
         grpc.insecure_channel(server.address) as channel,
         ThreadPoolExecutor(max_workers=POOL_SIZE) as callers,
@@ -186,6 +191,14 @@ def test_calls_waiting_for_the_database_hold_up_no_call_that_does_not(server, st
             for _ in range(5):
                 answer = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
                 assert answer.status == health_pb2.HealthCheckResponse.SERVING
+            with pytest.raises(grpc.RpcError) as beyond:
+                stub.GetOutstanding(api.GetOutstandingRequest(loan_id=other), timeout=3.5)
+            expected = (
+                grpc.StatusCode.DEADLINE_EXCEEDED
+                if engine.dialect.name == "sqlite"
+                else grpc.StatusCode.UNAVAILABLE
+            )
+            assert beyond.value.code() == expected, beyond.value
         outcomes = [w.result() for w in waiting]
     assert sum(isinstance(o, api.MakePaymentResponse) for o in outcomes) == 1
     assert outcomes.count(grpc.StatusCode.FAILED_PRECONDITION) == POOL_SIZE - 1
