@@ -67,11 +67,11 @@ class PostgresDatabases:
     A clone takes 0.3-0.5 s (CREATE DATABASE writes the template to the WAL and
     waits for its flush), as long as a test itself: `MAKERS` threads keep up to
     `AHEAD` clones ready and drop released ones, so that tests do not wait for
-    either (two clones at once take hardly longer than one: most of a clone is
-    the wait for the flush). Each test still gets a database nobody else has used."""
+    either (clones made side by side take hardly longer than one: most of a clone
+    is the wait for the flush). Each test still gets a database nobody else has used."""
 
     AHEAD = 3
-    MAKERS = 2
+    MAKERS = 3
 
     def __init__(self) -> None:
         self.run_id = uuid.uuid4().hex[:8]
