@@ -272,7 +272,8 @@ async def start(
             LedgerService(call_storage, clock),
             run_call,
             edge,
-            bulk=(LedgerService(storage, clock), run_bulk),
+            books=LedgerService(storage, clock),
+            run_bulk=run_bulk,
         ),
         server,
     )

@@ -45,12 +45,15 @@ class LedgerServicer(ledger_service_pb2_grpc.LedgerServiceServicer):
         run: Run,
         edge: Edge = OPEN,
         *,
-        bulk: tuple[LedgerService, Run] | None = None,
+        books: LedgerService,
+        run_bulk: Run,
     ) -> None:
         self.ledger = ledger
         self._run = run
-        # VerifyBooks reads every loan: bulk work, on a thread and its storage.
-        self._books, self._run_bulk = bulk or (ledger, run)
+        # VerifyBooks reads every loan: bulk work, on a thread (`run_bulk`) and the
+        # storage of the threads (`books`).
+        self._books = books
+        self._run_bulk = run_bulk
         self.edge = edge
 
     @unary(Role.READER)

@@ -21,13 +21,13 @@ class LoanServicer(loan_service_pb2_grpc.LoanServiceServicer):
         run: Run,
         edge: Edge = OPEN,
         *,
-        run_bulk: Run | None = None,
+        run_bulk: Run,
     ) -> None:
         self.billing = billing
         self.sweeps = sweeps
         self._run = run
         # A sweep's batches are bulk work: never on the loop (loanbilling.api.runners).
-        self._run_bulk = run_bulk or run
+        self._run_bulk = run_bulk
         self.edge = edge
 
     async def _position(self, request):

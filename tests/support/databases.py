@@ -105,7 +105,7 @@ class PostgresDatabases:
         name = f"lb_test_{self.run_id}_{uuid.uuid4().hex[:8]}"
         with self._created_lock:  # first: a failed CREATE is dropped (IF EXISTS) at the end
             self._created.append(name)
-        self._execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        self._execute(_create_sql(name, template))
         return name
 
     def _work(self) -> None:
@@ -134,7 +134,7 @@ class PostgresDatabases:
 
     def recreate(self, url: str) -> None:
         """Creates again, migrated and empty, a database that was dropped."""
-        self._execute(f'CREATE DATABASE "{make_url(url).database}" TEMPLATE "{self.template}"')
+        self._execute(_create_sql(make_url(url).database, self.template))
 
     def release(self, url: str) -> None:
         """A test is done with `url`: dropped soon, off the test's time."""
@@ -165,6 +165,10 @@ class PostgresDatabases:
             left = list(reversed(self._created))
         for name in left:
             self.drop(url_for(name))
+
+
+def _create_sql(name: str, template: str | None) -> str:
+    return f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
 
 
 @contextmanager
